@@ -1,0 +1,1 @@
+"""Azure Functions entry point (Python v2 model): triggers only."""

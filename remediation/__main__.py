@@ -1,0 +1,5 @@
+import sys
+
+from remediation.cli import main
+
+sys.exit(main())

@@ -1,0 +1,80 @@
+"""Findings: what is wrong with an NSG against the baseline.
+
+The ``kind`` values and the JSON keys of :meth:`Finding.to_json` are part of
+the public contract (``check --format json``, the reconcile report, alerts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+class FindingKind(str, Enum):
+    MISSING_RULE = "missing_rule"
+    MODIFIED_RULE = "modified_rule"
+    SHADOWED_RULE = "shadowed_rule"
+    LOCKDOWN_BREACH = "lockdown_breach"
+    PORT_BLOCKED = "port_blocked"
+    NSG_DETACHED = "nsg_detached"
+    SERVICE_ENDPOINT_MISSING = "service_endpoint_missing"
+
+
+class Severity(str, Enum):
+    """Ordered from most to least urgent; compare with :attr:`rank`."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """Higher is more urgent: critical 4 ... info 0."""
+        return {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}[self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing wrong, with the rule that decides it and whether we can fix it.
+
+    ``nsg`` is the NSG's resource id (for ``nsg_detached`` and
+    ``service_endpoint_missing`` the subnet's id when no NSG applies);
+    ``rule`` the deciding or offending rule's name, or ``None``;
+    ``reason`` says why a finding is not remediable (empty when it is).
+    """
+
+    kind: FindingKind
+    requirement: str
+    nsg: str
+    rule: str | None
+    remediable: bool
+    severity: Severity
+    message: str
+    reason: str = ""
+    subnet: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable identity of "the same problem" across sweeps, for alert dedup."""
+        key = "|".join((self.kind.value, self.requirement, self.nsg.lower(), self.rule or "", (self.subnet or "").lower()))
+        return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "kind": self.kind.value,
+            "requirement": self.requirement,
+            "nsg": self.nsg,
+            "rule": self.rule,
+            "remediable": self.remediable,
+            "severity": self.severity.value,
+            "message": self.message,
+        }
+        if self.reason:
+            body["reason"] = self.reason
+        if self.subnet:
+            body["subnet"] = self.subnet
+        return body

@@ -1,0 +1,312 @@
+"""The NSG model: what Azure holds, as frozen, typed values.
+
+Built from raw JSON only by :mod:`remediation.parse`; everything downstream
+works on these types and never sees a raw dict. Serialising back to the ARM
+REST form (for plans and PUT bodies) lives here too, so a rule read and
+written again keeps the text the operator gave it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, TypeAlias
+
+IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+MIN_CUSTOM_PRIORITY = 100
+MAX_CUSTOM_PRIORITY = 4096
+MAX_PORT = 65535
+
+
+class Direction(str, Enum):
+    INBOUND = "Inbound"
+    OUTBOUND = "Outbound"
+
+
+class Access(str, Enum):
+    ALLOW = "Allow"
+    DENY = "Deny"
+
+
+class Protocol(str, Enum):
+    """Protocols an NSG rule may name; ``ANY`` is ARM's ``*``."""
+
+    TCP = "Tcp"
+    UDP = "Udp"
+    ICMP = "Icmp"
+    ESP = "Esp"
+    AH = "Ah"
+    ANY = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class PortRange:
+    """An inclusive port range; ``0-65535`` is ARM's ``*``."""
+
+    low: int
+    high: int
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.low <= self.high <= MAX_PORT):
+            raise ValueError(f"invalid port range {self.low}-{self.high}")
+
+    @property
+    def is_any(self) -> bool:
+        return self.low == 0 and self.high == MAX_PORT
+
+    def to_arm(self) -> str:
+        if self.is_any:
+            return "*"
+        if self.low == self.high:
+            return str(self.low)
+        return f"{self.low}-{self.high}"
+
+
+ANY_PORT = PortRange(0, MAX_PORT)
+
+
+@dataclass(frozen=True, slots=True)
+class AnyAddress:
+    """ARM's ``*`` (also written ``0.0.0.0/0`` by some, which stays a Prefix)."""
+
+    def to_arm(self) -> str:
+        return "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Prefix:
+    """A literal IPv4/IPv6 address or CIDR; ``text`` keeps the operator's spelling."""
+
+    network: IPNetwork
+    text: str = ""
+
+    def to_arm(self) -> str:
+        return self.text or str(self.network)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceTag:
+    """A service tag such as ``Storage``, ``Storage.WestEurope``, ``Internet``."""
+
+    name: str
+
+    @property
+    def base(self) -> str:
+        """The global tag: ``Storage`` for ``Storage.WestEurope``."""
+        return self.name.split(".", 1)[0]
+
+    @property
+    def region(self) -> str | None:
+        parts = self.name.split(".", 1)
+        return parts[1] if len(parts) == 2 else None
+
+    def to_arm(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Asg:
+    """An application security group, by resource id (compared case-insensitively)."""
+
+    id: str
+
+    @property
+    def key(self) -> str:
+        return self.id.lower()
+
+    def to_arm(self) -> str:
+        return self.id
+
+
+Address: TypeAlias = AnyAddress | Prefix | ServiceTag | Asg
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityRule:
+    """One NSG rule, custom or default, with ARM's singular/plural fields merged.
+
+    ``sources``/``destinations`` hold every prefix, tag or ASG of the rule
+    (ARM keeps ASGs in separate fields; here they are one union, which is how
+    Azure matches them).
+    """
+
+    name: str
+    priority: int
+    direction: Direction
+    access: Access
+    protocol: Protocol
+    sources: tuple[Address, ...]
+    destinations: tuple[Address, ...]
+    source_ports: tuple[PortRange, ...] = (ANY_PORT,)
+    destination_ports: tuple[PortRange, ...] = (ANY_PORT,)
+    description: str = ""
+    id: str | None = None
+    is_default: bool = False
+
+    def to_arm(self) -> dict[str, Any]:
+        """The ARM REST form (``{"name", "properties": {...}}``) of this rule."""
+        props: dict[str, Any] = {
+            "protocol": self.protocol.value,
+            "access": self.access.value,
+            "priority": self.priority,
+            "direction": self.direction.value,
+        }
+        if self.description:
+            props["description"] = self.description
+        _put_addresses(props, "source", self.sources)
+        _put_addresses(props, "destination", self.destinations)
+        _put_ports(props, "sourcePortRange", self.source_ports)
+        _put_ports(props, "destinationPortRange", self.destination_ports)
+        body: dict[str, Any] = {"name": self.name, "properties": props}
+        if self.id:
+            body["id"] = self.id
+        return body
+
+
+def _put_addresses(props: dict[str, Any], side: str, addresses: tuple[Address, ...]) -> None:
+    asgs = [a for a in addresses if isinstance(a, Asg)]
+    others = [a.to_arm() for a in addresses if not isinstance(a, Asg)]
+    if asgs:
+        props[f"{side}ApplicationSecurityGroups"] = [{"id": a.id} for a in asgs]
+    if len(others) == 1:
+        props[f"{side}AddressPrefix"] = others[0]
+    elif others:
+        props[f"{side}AddressPrefixes"] = others
+
+
+def _put_ports(props: dict[str, Any], field_name: str, ports: tuple[PortRange, ...]) -> None:
+    if len(ports) == 1:
+        props[field_name] = ports[0].to_arm()
+    else:
+        props[field_name + "s"] = [p.to_arm() for p in ports]
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSecurityGroup:
+    """An NSG as read from ARM: custom rules, default rules and attachments."""
+
+    id: str
+    name: str
+    location: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+    security_rules: tuple[SecurityRule, ...] = ()
+    default_rules: tuple[SecurityRule, ...] = ()
+    subnet_ids: tuple[str, ...] = ()
+    nic_ids: tuple[str, ...] = ()
+    etag: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Resource ids are case-insensitive in ARM; compare on this."""
+        return self.id.lower()
+
+    @property
+    def subscription_id(self) -> str:
+        return resource_id_part(self.id, "subscriptions")
+
+    @property
+    def resource_group(self) -> str:
+        return resource_id_part(self.id, "resourcegroups")
+
+    def rules(self, direction: Direction) -> tuple[SecurityRule, ...]:
+        """Custom then default rules of one direction, in evaluation order."""
+        chosen = [r for r in self.security_rules + self.default_rules if r.direction is direction]
+        return tuple(sorted(chosen, key=lambda r: r.priority))
+
+
+@dataclass(frozen=True, slots=True)
+class Subnet:
+    id: str
+    name: str
+    address_prefixes: tuple[IPNetwork, ...] = ()
+    nsg_id: str | None = None
+    service_endpoints: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.id.lower()
+
+    @property
+    def vnet_id(self) -> str:
+        return self.id.rsplit("/subnets/", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualNetwork:
+    id: str
+    name: str
+    address_space: tuple[IPNetwork, ...] = ()
+    subnets: tuple[Subnet, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.id.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkInterface:
+    id: str
+    name: str
+    nsg_id: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    private_ips: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
+    asg_ids: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.id.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """Everything known about one scope: NSGs, VNets (with subnets) and NICs."""
+
+    nsgs: tuple[NetworkSecurityGroup, ...] = ()
+    vnets: tuple[VirtualNetwork, ...] = ()
+    nics: tuple[NetworkInterface, ...] = ()
+
+    @property
+    def subnets(self) -> tuple[Subnet, ...]:
+        return tuple(s for v in self.vnets for s in v.subnets)
+
+    def merged(self, other: Inventory) -> Inventory:
+        return Inventory(self.nsgs + other.nsgs, self.vnets + other.vnets, self.nics + other.nics)
+
+
+def resource_id_part(resource_id: str, segment: str) -> str:
+    """The value after ``/segment/`` in an ARM id (case-insensitive), or ``""``."""
+    parts = resource_id.strip("/").split("/")
+    for i in range(0, len(parts) - 1):
+        if parts[i].lower() == segment.lower():
+            return parts[i + 1]
+    return ""
+
+
+def _default(name: str, priority: int, direction: Direction, access: Access, src: Address, dst: Address) -> SecurityRule:
+    return SecurityRule(
+        name=name,
+        priority=priority,
+        direction=direction,
+        access=access,
+        protocol=Protocol.ANY,
+        sources=(src,),
+        destinations=(dst,),
+        is_default=True,
+    )
+
+
+_ANY = AnyAddress()
+_VNET = ServiceTag("VirtualNetwork")
+
+#: Azure's six default rules; they cannot be changed, so evaluation uses these.
+DEFAULT_RULES: tuple[SecurityRule, ...] = (
+    _default("AllowVnetInBound", 65000, Direction.INBOUND, Access.ALLOW, _VNET, _VNET),
+    _default("AllowAzureLoadBalancerInBound", 65001, Direction.INBOUND, Access.ALLOW, ServiceTag("AzureLoadBalancer"), _ANY),
+    _default("DenyAllInBound", 65500, Direction.INBOUND, Access.DENY, _ANY, _ANY),
+    _default("AllowVnetOutBound", 65000, Direction.OUTBOUND, Access.ALLOW, _VNET, _VNET),
+    _default("AllowInternetOutBound", 65001, Direction.OUTBOUND, Access.ALLOW, _ANY, ServiceTag("Internet")),
+    _default("DenyAllOutBound", 65500, Direction.OUTBOUND, Access.DENY, _ANY, _ANY),
+)

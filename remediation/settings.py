@@ -1,0 +1,225 @@
+"""App settings: read from the environment and validated once, here.
+
+Every setting the code reads is named in :data:`SETTING_NAMES`; the infra
+tests check that Bicep sets each of them. Secrets (webhook URL, SMTP
+password) are held in :class:`Secret` so they never print.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from urllib.parse import urlsplit
+
+from remediation.errors import SettingsError
+from remediation.findings import Severity
+
+DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
+DEFAULT_SWEEP_SCHEDULE = "0 */15 * * * *"
+DEFAULT_LOCKDOWN_TAG = "cyclecloud-lockdown"
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+class Mode(str, Enum):
+    ENFORCE = "enforce"
+    AUDIT = "audit"
+
+
+class Secret:
+    """A string that does not show itself in repr, str or logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+#: Every app setting the code reads, with what it is for.
+SETTING_NAMES: dict[str, str] = {
+    "AZURE_SUBSCRIPTION_ID": "the subscription this deployment guards",
+    "AZURE_CLIENT_ID": "client id of the user-assigned managed identity",
+    "REMEDIATOR_PRINCIPAL_ID": "object id of that identity, to recognise its own writes",
+    "ARM_ENDPOINT": "Resource Manager endpoint (sovereign clouds, the emulator)",
+    "REMEDIATION_MODE": "enforce (restore rules) or audit (alert only)",
+    "SWEEP_SCHEDULE": "NCRONTAB schedule of the sweep timer",
+    "LOCKDOWN_TAG": "the NSG tag that marks managed NSGs and their role",
+    "BASELINE_PATH": "optional operator baseline YAML replacing the shipped one",
+    "SERVICE_TAGS_PATH": "optional service-tags JSON for exact address evaluation",
+    "TEAMS_WEBHOOK_URL": "Teams Workflows webhook (secret)",
+    "ALERT_EMAIL_TO": "comma-separated alert recipients",
+    "ALERT_EMAIL_FROM": "sender address",
+    "ACS_ENDPOINT": "Azure Communication Services endpoint for email",
+    "SMTP_HOST": "SMTP relay host",
+    "SMTP_PORT": "SMTP relay port",
+    "SMTP_USERNAME": "SMTP login",
+    "SMTP_PASSWORD": "SMTP password (secret)",
+    "SMTP_STARTTLS": "true to require STARTTLS",
+    "ALERT_REMINDER_HOURS": "hours between reminders for a persisting finding",
+    "ALERT_MIN_SEVERITY_TEAMS": "lowest severity sent to Teams",
+    "ALERT_MIN_SEVERITY_EMAIL": "lowest severity sent by email",
+    "STATE_TABLE_ENDPOINT": "Table Storage endpoint of the Function's storage account",
+    "STATE_CONNECTION_STRING": "connection string instead (local development, Azurite)",
+    "STATE_TABLE_PREFIX": "prefix of the state tables' names",
+    "LOG_ANALYTICS_WORKSPACE_ID": "workspace for evidence (actors, denied flows)",
+    "LOGS_ENDPOINT": "Logs query endpoint (sovereign clouds, local tests)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    subscription_id: str = ""
+    client_id: str = ""
+    remediator_principal_id: str = ""
+    arm_endpoint: str = DEFAULT_ARM_ENDPOINT
+    mode: Mode = Mode.AUDIT
+    sweep_schedule: str = DEFAULT_SWEEP_SCHEDULE
+    lockdown_tag: str = DEFAULT_LOCKDOWN_TAG
+    baseline_path: str = ""
+    service_tags_path: str = ""
+    teams_webhook_url: Secret = field(default_factory=lambda: Secret(""))
+    email_to: tuple[str, ...] = ()
+    email_from: str = ""
+    acs_endpoint: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: Secret = field(default_factory=lambda: Secret(""))
+    smtp_starttls: bool = True
+    reminder_hours: float = 24.0
+    min_severity_teams: Severity = Severity.MEDIUM
+    min_severity_email: Severity = Severity.HIGH
+    state_table_endpoint: str = ""
+    state_connection_string: Secret = field(default_factory=lambda: Secret(""))
+    state_table_prefix: str = "lockdown"
+    log_analytics_workspace_id: str = ""
+    logs_endpoint: str = ""
+
+    @property
+    def arm_scope(self) -> str:
+        """Token scope for ARM, derived from the endpoint (sovereign clouds)."""
+        return self.arm_endpoint.rstrip("/") + "/.default"
+
+    @property
+    def enforce(self) -> bool:
+        return self.mode is Mode.ENFORCE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate; raise SettingsError naming the setting at fault."""
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str = "") -> str:
+            return env.get(name, default).strip()
+
+        sub = get("AZURE_SUBSCRIPTION_ID")
+        if sub and not _GUID.match(sub):
+            raise SettingsError(f"not a subscription GUID: {sub!r}", where="AZURE_SUBSCRIPTION_ID")
+        arm = get("ARM_ENDPOINT", DEFAULT_ARM_ENDPOINT) or DEFAULT_ARM_ENDPOINT
+        _require_https(arm, "ARM_ENDPOINT")
+        mode_text = get("REMEDIATION_MODE", "audit").lower() or "audit"
+        try:
+            mode = Mode(mode_text)
+        except ValueError:
+            raise SettingsError(f"must be 'enforce' or 'audit', not {mode_text!r}", where="REMEDIATION_MODE") from None
+        webhook = get("TEAMS_WEBHOOK_URL")
+        if webhook:
+            _require_https(webhook, "TEAMS_WEBHOOK_URL", allow_loopback_http=True)
+        logs = get("LOGS_ENDPOINT")
+        if logs:
+            _require_https(logs, "LOGS_ENDPOINT", allow_loopback_http=True)
+        return cls(
+            subscription_id=sub.lower(),
+            client_id=get("AZURE_CLIENT_ID"),
+            remediator_principal_id=get("REMEDIATOR_PRINCIPAL_ID").lower(),
+            arm_endpoint=arm.rstrip("/"),
+            mode=mode,
+            sweep_schedule=get("SWEEP_SCHEDULE", DEFAULT_SWEEP_SCHEDULE) or DEFAULT_SWEEP_SCHEDULE,
+            lockdown_tag=get("LOCKDOWN_TAG", DEFAULT_LOCKDOWN_TAG) or DEFAULT_LOCKDOWN_TAG,
+            baseline_path=get("BASELINE_PATH"),
+            service_tags_path=get("SERVICE_TAGS_PATH"),
+            teams_webhook_url=Secret(webhook),
+            email_to=tuple(a.strip() for a in get("ALERT_EMAIL_TO").split(",") if a.strip()),
+            email_from=get("ALERT_EMAIL_FROM"),
+            acs_endpoint=get("ACS_ENDPOINT"),
+            smtp_host=get("SMTP_HOST"),
+            smtp_port=_int(get("SMTP_PORT", "587") or "587", "SMTP_PORT", 1, 65535),
+            smtp_username=get("SMTP_USERNAME"),
+            smtp_password=Secret(get("SMTP_PASSWORD")),
+            smtp_starttls=_bool(get("SMTP_STARTTLS", "true") or "true", "SMTP_STARTTLS"),
+            reminder_hours=_float(get("ALERT_REMINDER_HOURS", "24") or "24", "ALERT_REMINDER_HOURS"),
+            min_severity_teams=_severity(get("ALERT_MIN_SEVERITY_TEAMS", "medium") or "medium", "ALERT_MIN_SEVERITY_TEAMS"),
+            min_severity_email=_severity(get("ALERT_MIN_SEVERITY_EMAIL", "high") or "high", "ALERT_MIN_SEVERITY_EMAIL"),
+            state_table_endpoint=get("STATE_TABLE_ENDPOINT"),
+            state_connection_string=Secret(get("STATE_CONNECTION_STRING")),
+            state_table_prefix=get("STATE_TABLE_PREFIX", "lockdown") or "lockdown",
+            log_analytics_workspace_id=get("LOG_ANALYTICS_WORKSPACE_ID"),
+            logs_endpoint=logs,
+        )
+
+
+def _require_https(url: str, name: str, *, allow_loopback_http: bool = False) -> None:
+    parts = urlsplit(url)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if allow_loopback_http and parts.scheme == "http" and loopback:
+        return
+    raise SettingsError("must be an https:// URL", where=name)
+
+
+def _int(text: str, name: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"not an integer: {text!r}", where=name) from None
+    if not low <= value <= high:
+        raise SettingsError(f"must be between {low} and {high}, not {value}", where=name)
+    return value
+
+
+def _float(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"not a number: {text!r}", where=name) from None
+    if not value > 0:
+        raise SettingsError(f"must be positive, not {text!r}", where=name)
+    return value
+
+
+def _bool(text: str, name: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"not a boolean: {text!r}", where=name)
+
+
+def _severity(text: str, name: str) -> Severity:
+    try:
+        return Severity(text.lower())
+    except ValueError:
+        valid = ", ".join(s.value for s in Severity)
+        raise SettingsError(f"must be one of {valid}, not {text!r}", where=name) from None
