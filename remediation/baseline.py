@@ -1,0 +1,121 @@
+"""The required locked-down state, as data.
+
+These are the types the engine consumes. The shipped default lives in
+``remediation/baselines/cyclecloud.yaml``; :func:`load_baseline` (in
+``remediation/baseline_file.py``) reads and validates a file into them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from remediation.errors import InputError
+from remediation.model import Address, PortRange, Protocol, SecurityRule
+
+
+class Role(str, Enum):
+    """What an NSG guards, from its ``cyclecloud-lockdown`` tag."""
+
+    CYCLECLOUD = "cyclecloud"
+    CLUSTER = "cluster"
+
+
+def roles_from_tag(value: str, *, where: str = "") -> frozenset[Role]:
+    """Parse a tag value: ``cyclecloud``, ``cluster`` or ``cyclecloud,cluster``."""
+    roles: set[Role] = set()
+    for part in value.replace(";", ",").split(","):
+        token = part.strip().lower()
+        if not token:
+            continue
+        try:
+            roles.add(Role(token))
+        except ValueError:
+            valid = ", ".join(r.value for r in Role)
+            raise InputError(f"unknown role {token!r} in tag value {value!r} (valid: {valid})", where=where) from None
+    if not roles:
+        raise InputError(f"empty role tag value {value!r}", where=where)
+    return frozenset(roles)
+
+
+def roles_of(tags: Mapping[str, str], tag_name: str) -> frozenset[Role]:
+    """The roles of an NSG from its tags (tag name compared case-insensitively); empty if unmanaged."""
+    for key, value in tags.items():
+        if key.lower() == tag_name.lower():
+            return roles_from_tag(value, where=f"tag {key}")
+    return frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRequirement:
+    """A rule every NSG of ``roles`` must hold (by meaning, not by name).
+
+    ``rule`` is the rule the remediator writes when it is missing; its flows
+    (protocol x addresses x ports) are what "equivalent" is judged on.
+    """
+
+    rule: SecurityRule
+    roles: frozenset[Role]
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.rule.name
+
+
+@dataclass(frozen=True, slots=True)
+class FlowEndpoint:
+    """One end of a required flow: the subnets of a role, or literal addresses."""
+
+    role: Role | None = None
+    addresses: tuple[Address, ...] = ()
+
+    def describe(self) -> str:
+        if self.role is not None:
+            return f"{self.role.value} subnets"
+        return ", ".join(a.to_arm() for a in self.addresses)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRequirement:
+    """Traffic that must pass end to end (e.g. amqp_5672: cluster -> CycleCloud TCP 5672)."""
+
+    name: str
+    protocol: Protocol
+    ports: tuple[PortRange, ...]
+    source: FlowEndpoint
+    destination: FlowEndpoint
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEndpointRequirement:
+    """A VNet service endpoint the subnets of ``roles`` must have."""
+
+    service: str
+    roles: frozenset[Role]
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """The effective baseline after options (ReturnProxy, HTTPS proxy) are applied.
+
+    ``internet_allowlist`` names the rule requirements whose allowed flows
+    are the only outbound Internet traffic permitted; anything else allowed
+    to the Internet is a ``lockdown_breach``.
+    """
+
+    name: str
+    rules: tuple[RuleRequirement, ...]
+    flows: tuple[FlowRequirement, ...] = ()
+    service_endpoints: tuple[ServiceEndpointRequirement, ...] = ()
+    lockdown_tag: str = "cyclecloud-lockdown"
+    source: str = "<built-in>"
+
+    def rules_for(self, roles: frozenset[Role]) -> tuple[RuleRequirement, ...]:
+        return tuple(r for r in self.rules if r.roles & roles)
+
+    def owns(self, rule_name: str) -> bool:
+        """True when a rule of this name belongs to the baseline (case-insensitive, as ARM)."""
+        return any(r.name.lower() == rule_name.lower() for r in self.rules)
