@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from remediation.errors import InputError
 from remediation.model import Address, PortRange, Protocol, SecurityRule
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """What an NSG guards, from its ``cyclecloud-lockdown`` tag."""
 
     CYCLECLOUD = "cyclecloud"

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class FindingKind(str, Enum):
+class FindingKind(StrEnum):
     MISSING_RULE = "missing_rule"
     MODIFIED_RULE = "modified_rule"
     SHADOWED_RULE = "shadowed_rule"
@@ -22,7 +22,7 @@ class FindingKind(str, Enum):
     SERVICE_ENDPOINT_MISSING = "service_endpoint_missing"
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """Ordered from most to least urgent; compare with :attr:`rank`."""
 
     CRITICAL = "critical"
@@ -60,7 +60,9 @@ class Finding:
     @property
     def fingerprint(self) -> str:
         """Stable identity of "the same problem" across sweeps, for alert dedup."""
-        key = "|".join((self.kind.value, self.requirement, self.nsg.lower(), self.rule or "", (self.subnet or "").lower()))
+        key = "|".join(
+            (self.kind.value, self.requirement, self.nsg.lower(), self.rule or "", (self.subnet or "").lower())
+        )
         return hashlib.sha256(key.encode()).hexdigest()[:32]
 
     def to_json(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, TypeAlias
 
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -21,17 +21,17 @@ MAX_CUSTOM_PRIORITY = 4096
 MAX_PORT = 65535
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     INBOUND = "Inbound"
     OUTBOUND = "Outbound"
 
 
-class Access(str, Enum):
+class Access(StrEnum):
     ALLOW = "Allow"
     DENY = "Deny"
 
 
-class Protocol(str, Enum):
+class Protocol(StrEnum):
     """Protocols an NSG rule may name; ``ANY`` is ARM's ``*``."""
 
     TCP = "Tcp"
@@ -285,7 +285,9 @@ def resource_id_part(resource_id: str, segment: str) -> str:
     return ""
 
 
-def _default(name: str, priority: int, direction: Direction, access: Access, src: Address, dst: Address) -> SecurityRule:
+def _default(
+    name: str, priority: int, direction: Direction, access: Access, src: Address, dst: Address
+) -> SecurityRule:
     return SecurityRule(
         name=name,
         priority=priority,
@@ -304,7 +306,9 @@ _VNET = ServiceTag("VirtualNetwork")
 #: Azure's six default rules; they cannot be changed, so evaluation uses these.
 DEFAULT_RULES: tuple[SecurityRule, ...] = (
     _default("AllowVnetInBound", 65000, Direction.INBOUND, Access.ALLOW, _VNET, _VNET),
-    _default("AllowAzureLoadBalancerInBound", 65001, Direction.INBOUND, Access.ALLOW, ServiceTag("AzureLoadBalancer"), _ANY),
+    _default(
+        "AllowAzureLoadBalancerInBound", 65001, Direction.INBOUND, Access.ALLOW, ServiceTag("AzureLoadBalancer"), _ANY
+    ),
     _default("DenyAllInBound", 65500, Direction.INBOUND, Access.DENY, _ANY, _ANY),
     _default("AllowVnetOutBound", 65000, Direction.OUTBOUND, Access.ALLOW, _VNET, _VNET),
     _default("AllowInternetOutBound", 65001, Direction.OUTBOUND, Access.ALLOW, _ANY, ServiceTag("Internet")),

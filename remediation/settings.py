@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from urllib.parse import urlsplit
 
 from remediation.errors import SettingsError
@@ -24,7 +24,7 @@ DEFAULT_LOCKDOWN_TAG = "cyclecloud-lockdown"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     ENFORCE = "enforce"
     AUDIT = "audit"
 
@@ -168,7 +168,9 @@ class Settings:
             smtp_password=Secret(get("SMTP_PASSWORD")),
             smtp_starttls=_bool(get("SMTP_STARTTLS", "true") or "true", "SMTP_STARTTLS"),
             reminder_hours=_float(get("ALERT_REMINDER_HOURS", "24") or "24", "ALERT_REMINDER_HOURS"),
-            min_severity_teams=_severity(get("ALERT_MIN_SEVERITY_TEAMS", "medium") or "medium", "ALERT_MIN_SEVERITY_TEAMS"),
+            min_severity_teams=_severity(
+                get("ALERT_MIN_SEVERITY_TEAMS", "medium") or "medium", "ALERT_MIN_SEVERITY_TEAMS"
+            ),
             min_severity_email=_severity(get("ALERT_MIN_SEVERITY_EMAIL", "high") or "high", "ALERT_MIN_SEVERITY_EMAIL"),
             state_table_endpoint=get("STATE_TABLE_ENDPOINT"),
             state_connection_string=Secret(get("STATE_CONNECTION_STRING")),
