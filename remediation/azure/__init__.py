@@ -1,0 +1,1 @@
+"""Azure adapters: ARM, Event Grid parsing (ARM events), evidence."""
