@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from remediation.findings import Finding, Severity
@@ -39,11 +40,26 @@ class NsgWriter(Protocol):
         ...
 
 
+class AlertStatus(StrEnum):
+    """Why an alert is sent: a new finding, a reminder, its resolution, or a restore done."""
+
+    NEW = "new"
+    REMINDER = "reminder"
+    RESOLVED = "resolved"
+    RESTORED = "restored"
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One message to operators. ``status`` is new, reminder, resolved or restored."""
+    """One message to operators (built by ``remediation.alerts.policy``).
 
-    status: str
+    ``fingerprint`` ties it to the finding's stored alert state ("" for a
+    restore); ``needs_human`` says what the remediator could not do;
+    ``first_seen`` and ``occurrences`` (sweeps that saw it) make reminders
+    readable.
+    """
+
+    status: AlertStatus
     severity: Severity
     finding: Finding | None
     title: str
@@ -54,6 +70,10 @@ class Alert:
     portal_url: str = ""
     at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+    needs_human: tuple[str, ...] = ()
+    first_seen: datetime | None = None
+    occurrences: int = 0
 
 
 class AlertSink(Protocol):
@@ -66,6 +86,8 @@ class AlertSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
+    """One remediation: what the NSG's custom rules were before and after (ARM JSON)."""
+
     at: datetime
     nsg_id: str
     trigger: str
@@ -76,21 +98,88 @@ class AuditRecord:
     correlation_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """What operators were told about one finding (keyed by its fingerprint).
+
+    ``status`` is ``open`` or ``resolved``; ``last_sent`` None means the
+    opening alert is still owed (never sent, or its delivery failed);
+    ``count`` is the number of sweeps that saw the finding; ``finding`` its
+    JSON (so a resolved message can say what cleared).
+    """
+
+    fingerprint: str
+    resource_id: str
+    severity: Severity
+    first_seen: datetime
+    last_seen: datetime
+    last_sent: datetime | None
+    status: str
+    count: int
+    finding: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertHistoryEntry:
+    """One alert decided for a fingerprint, and where it was (not) delivered."""
+
+    at: datetime
+    fingerprint: str
+    status: str
+    severity: Severity
+    title: str
+    delivered: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+
+
 class StateStore(Protocol):
     def seen_event(self, event_id: str) -> bool:
-        """Record ``event_id``; True when it was already processed."""
+        """Record ``event_id``; True when it was already processed (atomic insert-if-absent)."""
         ...
 
     def record_audit(self, record: AuditRecord) -> None: ...
 
-    def audit_trail(self, nsg_id: str | None = None, limit: int = 100) -> list[AuditRecord]: ...
+    def audit_trail(self, nsg_id: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        """Newest first, optionally for one NSG (resource ids compared case-insensitively)."""
+        ...
 
     def save_status(self, status: dict[str, Any]) -> None: ...
 
     def load_status(self) -> dict[str, Any] | None: ...
 
+    def alert_states(self) -> dict[str, AlertState]:
+        """Every stored alert state by fingerprint."""
+        ...
+
+    def save_alert_states(self, states: Sequence[AlertState]) -> None:
+        """Insert or replace these states (others are left as they are)."""
+        ...
+
+    def record_alert(self, entry: AlertHistoryEntry) -> None: ...
+
+    def alert_history(self, fingerprint: str, limit: int = 100) -> list[AlertHistoryEntry]:
+        """Newest first."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What Azure Monitor showed: the actor of a change, or lines such as denied flows.
+
+    ``notes`` say why there may be less than there could be (no workspace,
+    throttled, partial result); a failed query gives notes, never an exception.
+    """
+
+    actor: str | None = None
+    lines: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
 
 class EvidenceSource(Protocol):
-    def actor_of_change(self, nsg_id: str, since: datetime) -> str | None: ...
+    def actor_of_change(self, nsg_id: str, since: datetime) -> Evidence:
+        """Who last changed the NSG (or its rules) since ``since``, not counting the remediator."""
+        ...
 
-    def denied_flows(self, nsg_id: str, ports: Sequence[int], since: datetime) -> list[str]: ...
+    def denied_flows(self, nsg_id: str, ports: Sequence[int], since: datetime) -> Evidence:
+        """Flows to ``ports`` the NSG denied since ``since``, one line each."""
+        ...
