@@ -1,20 +1,623 @@
-"""Azure NSG evaluation over whole sets of flows.
+"""Azure NSG evaluation over whole sets of flows, as Azure does it.
 
-API CONTRACT (implementation in progress; signatures are stable):
+A flow is (protocol, source address, source port, destination address,
+destination port). Sets of flows are unions of disjoint *cubes*: one bit mask
+per dimension over a finite *universe* of atoms. The universe is cut from
+everything the evaluation mentions (every prefix and port boundary, every
+service tag and ASG), so two addresses fall in the same atom only if no rule
+could tell them apart: the masks are exact, not sampled.
 
-- ``Flows``: a query, "all TCP/443 from X to Storage", built from model types.
-- ``evaluate_nsg(nsg, direction, flows, ctx) -> FlowVerdict``: first match by
-  priority over custom then default rules; the verdict is ``allowed`` when
-  every flow of the set is allowed, ``denied`` when every one is denied,
-  ``partial`` otherwise; ``decisions`` names each rule that decided a part.
-- ``evaluate_path(flows, direction, subnet_nsg, nic_nsg, ctx) -> PathVerdict``:
-  inbound subnet NSG then NIC NSG, outbound NIC then subnet; both must allow;
-  ``None`` for a level means no NSG there (allows everything).
-- ``rule_flows(rule, ctx) -> FlowSet``: the flows a rule matches.
-- ``FlowSet``: a union of flows with ``&``, ``-``, ``|``, ``is_empty``,
-  ``issubset``; ``flows_of(Flows, ctx) -> FlowSet``.
-- ``EvaluationContext``: the tag model (containment or exact), the VNet
-  address space (what ``VirtualNetwork`` means) and ASG members.
+Semantics honoured (see ../shared/MISSION.md):
+
+* custom rules 100-4096 then the six default rules; lower priority first;
+  the first rule matching a flow decides it;
+* inbound traffic passes the subnet NSG then the NIC NSG, outbound the NIC
+  NSG then the subnet NSG; both must allow; no NSG at a level allows all;
+* protocols Tcp, Udp, Icmp, Esp, Ah and ``*`` (which also covers every other
+  IP protocol); port conditions apply to TCP and UDP only, so a rule with
+  specific ports never matches ICMP, ESP or AH;
+* service tags by :mod:`remediation.tags` (containment or exact), ASGs as
+  opaque members of ``VirtualNetwork`` unless their members are known.
+
+Every verdict names the rules that decided it.
 """
 
 from __future__ import annotations
+
+import ipaddress
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from remediation.model import (
+    ANY_PORT,
+    DEFAULT_RULES,
+    MAX_PORT,
+    Access,
+    Address,
+    AnyAddress,
+    Asg,
+    Direction,
+    IPNetwork,
+    NetworkSecurityGroup,
+    PortRange,
+    Prefix,
+    Protocol,
+    SecurityRule,
+    ServiceTag,
+)
+from remediation.tags import CONTAINMENT, NON_INTERNET_TAGS, TagModel, canonical_tag, tag_contains
+
+# --- protocols --------------------------------------------------------------
+
+_TCP, _UDP, _ICMP, _ESP, _AH, _OTHER = 1, 2, 4, 8, 16, 32
+ALL_PROTOCOLS = 63
+_PORTED = _TCP | _UDP
+_PROTOCOL_BITS: Mapping[Protocol, int] = {
+    Protocol.TCP: _TCP,
+    Protocol.UDP: _UDP,
+    Protocol.ICMP: _ICMP,
+    Protocol.ESP: _ESP,
+    Protocol.AH: _AH,
+    Protocol.ANY: ALL_PROTOCOLS,
+}
+_PROTOCOL_NAMES = ((_TCP, "TCP"), (_UDP, "UDP"), (_ICMP, "ICMP"), (_ESP, "ESP"), (_AH, "AH"), (_OTHER, "other"))
+
+# --- the address line: IPv4 at [0, 2**32), IPv6 above it ---------------------
+
+_V6_OFFSET = 1 << 32
+_LINE_END = _V6_OFFSET + (1 << 128)
+_PORT_END = MAX_PORT + 1
+
+#: Address space that is not "Internet" even when no VNet says so.
+_NOT_PUBLIC = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    )
+)
+_PUBLIC_V6 = ipaddress.ip_network("2000::/3")
+
+Interval = tuple[int, int]  # [low, high) on the address line
+
+
+def _interval(net: IPNetwork) -> Interval:
+    low = int(net.network_address) + (_V6_OFFSET if net.version == 6 else 0)
+    return low, low + net.num_addresses
+
+
+def _subtract(intervals: Sequence[Interval], holes: Sequence[Interval]) -> list[Interval]:
+    result = list(intervals)
+    for h_low, h_high in holes:
+        nxt: list[Interval] = []
+        for low, high in result:
+            if h_high <= low or high <= h_low:
+                nxt.append((low, high))
+                continue
+            if low < h_low:
+                nxt.append((low, h_low))
+            if h_high < high:
+                nxt.append((h_high, high))
+        result = nxt
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationContext:
+    """What the tags mean here: tag data, the VNet's address space, ASG members."""
+
+    tags: TagModel = CONTAINMENT
+    vnet_prefixes: tuple[IPNetwork, ...] = ()
+    asg_members: Mapping[str, tuple[IPNetwork, ...]] = field(default_factory=dict, hash=False)
+
+
+DEFAULT_CONTEXT = EvaluationContext()
+
+
+@dataclass(frozen=True, slots=True)
+class Flows:
+    """A query: every flow of ``protocol`` from ``sources`` to ``destinations`` on the ports."""
+
+    protocol: Protocol
+    sources: tuple[Address, ...]
+    destinations: tuple[Address, ...]
+    destination_ports: tuple[PortRange, ...] = (ANY_PORT,)
+    source_ports: tuple[PortRange, ...] = (ANY_PORT,)
+
+    def describe(self) -> str:
+        proto = "any protocol" if self.protocol is Protocol.ANY else self.protocol.value.upper()
+        ports = ",".join(p.to_arm() for p in self.destination_ports)
+        src = ",".join(a.to_arm() for a in self.sources)
+        dst = ",".join(a.to_arm() for a in self.destinations)
+        return f"{proto}/{ports} from {src} to {dst}"
+
+
+Cube = tuple[int, int, int, int, int]  # protocol, source, source port, destination, destination port
+
+
+class Universe:
+    """The atoms of one evaluation: address and port segments, tags, ASGs.
+
+    Build one per assessment from every rule, address and port it involves;
+    FlowSets of different universes do not mix.
+    """
+
+    def __init__(
+        self,
+        ctx: EvaluationContext,
+        addresses: Iterable[Address],
+        ports: Iterable[PortRange],
+    ) -> None:
+        self.ctx = ctx
+        addresses = set(addresses)
+        atoms: set[str] = {"internet", "virtualnetwork", "azureloadbalancer"}
+        self._exact_tags: dict[str, tuple[IPNetwork, ...]] = {}
+        points: set[int] = {0, _V6_OFFSET, _LINE_END}
+        for addr in addresses:
+            if isinstance(addr, ServiceTag):
+                name = canonical_tag(addr.name).lower()
+                exact = ctx.tags.prefixes_of(name)
+                if exact is None or name in NON_INTERNET_TAGS:
+                    atoms.add(name)
+                else:
+                    self._exact_tags[name] = exact
+                    for net in exact:
+                        points.update(_interval(net))
+            elif isinstance(addr, Asg):
+                members = ctx.asg_members.get(addr.key)
+                if members is None:
+                    atoms.add("asg:" + addr.key)
+                else:
+                    for net in members:
+                        points.update(_interval(net))
+            elif isinstance(addr, Prefix):
+                points.update(_interval(addr.network))
+        for net in ctx.vnet_prefixes:
+            points.update(_interval(net))
+        for members in ctx.asg_members.values():
+            for net in members:
+                points.update(_interval(net))
+        self._public = _subtract(
+            [(0, _V6_OFFSET), _interval(_PUBLIC_V6)],
+            [_interval(n) for n in _NOT_PUBLIC + ctx.vnet_prefixes],
+        )
+        for low, high in self._public:
+            points.update((low, high))
+        self._atoms = sorted(atoms)
+        self._atom_bit = {a: 1 << i for i, a in enumerate(self._atoms)}
+        self._points = sorted(points)
+        self._seg_shift = len(self._atoms)
+        self.all_atoms = (1 << len(self._atoms)) - 1
+        self.all_addresses = (1 << (len(self._atoms) + len(self._points) - 1)) - 1
+        self._v4_all = self._intervals_mask([(0, _V6_OFFSET)])
+        self._v6_all = self._intervals_mask([(_V6_OFFSET, _LINE_END)])
+        port_points = {0, _PORT_END}
+        for p in ports:
+            port_points.update((p.low, p.high + 1))
+        port_points.update((ANY_PORT.low, ANY_PORT.high + 1))
+        self._port_points = sorted(port_points)
+        self.all_ports = (1 << (len(self._port_points) - 1)) - 1
+        self._address_cache: dict[Address, int] = {}
+        self._port_cache: dict[PortRange, int] = {}
+        self.everything: Cube = (ALL_PROTOCOLS, self.all_addresses, self.all_ports, self.all_addresses, self.all_ports)
+
+    @classmethod
+    def of(
+        cls,
+        ctx: EvaluationContext,
+        rules: Iterable[SecurityRule] = (),
+        flows: Iterable[Flows] = (),
+        addresses: Iterable[Address] = (),
+    ) -> Universe:
+        """A universe for these rules (plus the default rules) and queries."""
+        addr: list[Address] = list(addresses)
+        ports: list[PortRange] = []
+        for rule in (*rules, *DEFAULT_RULES):
+            addr.extend(rule.sources)
+            addr.extend(rule.destinations)
+            ports.extend(rule.source_ports)
+            ports.extend(rule.destination_ports)
+        for f in flows:
+            addr.extend(f.sources)
+            addr.extend(f.destinations)
+            ports.extend(f.source_ports)
+            ports.extend(f.destination_ports)
+        return cls(ctx, addr, ports)
+
+    # -- masks -----------------------------------------------------------------
+
+    def _intervals_mask(self, intervals: Iterable[Interval]) -> int:
+        mask = 0
+        points = self._points
+        for low, high in intervals:
+            i = bisect_left(points, low)
+            j = bisect_left(points, high)
+            if points[i] != low or j >= len(points) or points[j] != high:
+                raise ValueError(f"interval {low}-{high} is not aligned with this universe")
+            mask |= ((1 << (j - i)) - 1) << i
+        return mask << self._seg_shift
+
+    def address_mask(self, addr: Address) -> int:
+        cached = self._address_cache.get(addr)
+        if cached is None:
+            cached = self._address_cache[addr] = self._compute_address_mask(addr)
+        return cached
+
+    def _compute_address_mask(self, addr: Address) -> int:
+        if isinstance(addr, AnyAddress):
+            return self.all_addresses
+        if isinstance(addr, Prefix):
+            net = addr.network
+            if net.prefixlen == 0:
+                # A /0 covers every tag and ASG: whatever they hold is some address.
+                return (self._v4_all if net.version == 4 else self._v6_all) | self.all_atoms
+            return self._intervals_mask([_interval(net)])
+        if isinstance(addr, Asg):
+            members = self.ctx.asg_members.get(addr.key)
+            if members is None:
+                return self._atom_bit["asg:" + addr.key]
+            return self._intervals_mask(_interval(n) for n in members)
+        return self._tag_mask(canonical_tag(addr.name).lower())
+
+    def _tag_mask(self, name: str) -> int:
+        if name == "virtualnetwork":
+            mask = self._atom_bit["virtualnetwork"]
+            mask |= self._intervals_mask(_interval(n) for n in self.ctx.vnet_prefixes)
+            for atom, bit in self._atom_bit.items():
+                if atom.startswith("asg:"):
+                    mask |= bit
+            for members in self.ctx.asg_members.values():
+                mask |= self._intervals_mask(_interval(n) for n in members)
+            return mask
+        mask = 0
+        for atom, bit in self._atom_bit.items():
+            if not atom.startswith("asg:") and tag_contains(name, atom):
+                mask |= bit
+        for tag, nets in self._exact_tags.items():
+            if tag_contains(name, tag):
+                mask |= self._intervals_mask(_interval(n) for n in nets)
+        if name == "internet":
+            mask |= self._intervals_mask(self._public)
+        return mask
+
+    def port_mask(self, port: PortRange) -> int:
+        cached = self._port_cache.get(port)
+        if cached is None:
+            points = self._port_points
+            i = bisect_left(points, port.low)
+            j = bisect_left(points, port.high + 1)
+            cached = self._port_cache[port] = ((1 << (j - i)) - 1) << i
+        return cached
+
+    def addresses_mask(self, addresses: Iterable[Address]) -> int:
+        mask = 0
+        for a in addresses:
+            mask |= self.address_mask(a)
+        return mask
+
+    def ports_mask(self, ports: Iterable[PortRange]) -> int:
+        mask = 0
+        for p in ports:
+            mask |= self.port_mask(p)
+        return mask
+
+    def cube(
+        self,
+        protocol: Protocol,
+        sources: Iterable[Address],
+        source_ports: Iterable[PortRange],
+        destinations: Iterable[Address],
+        destination_ports: Iterable[PortRange],
+    ) -> Cube:
+        sport = self.ports_mask(source_ports)
+        dport = self.ports_mask(destination_ports)
+        proto = _PROTOCOL_BITS[protocol]
+        if sport != self.all_ports or dport != self.all_ports:
+            # Ports exist only for TCP and UDP: a port condition cannot match ICMP, ESP, AH.
+            proto &= _PORTED
+        return (proto, self.addresses_mask(sources), sport, self.addresses_mask(destinations), dport)
+
+    # -- flow sets -------------------------------------------------------------
+
+    def flows(self, query: Flows) -> FlowSet:
+        cube = self.cube(query.protocol, query.sources, query.source_ports, query.destinations, query.destination_ports)
+        return FlowSet(self, (cube,) if _nonempty(cube) else ())
+
+    def rule_flows(self, rule: SecurityRule) -> FlowSet:
+        cube = self.cube(rule.protocol, rule.sources, rule.source_ports, rule.destinations, rule.destination_ports)
+        return FlowSet(self, (cube,) if _nonempty(cube) else ())
+
+    def all_flows(self) -> FlowSet:
+        return FlowSet(self, (self.everything,))
+
+    def empty(self) -> FlowSet:
+        return FlowSet(self, ())
+
+    # -- describing masks for people ------------------------------------------
+
+    def describe_ports(self, mask: int) -> str:
+        if mask == self.all_ports:
+            return "*"
+        ranges: list[str] = []
+        points = self._port_points
+        i = 0
+        while mask >> i:
+            if (mask >> i) & 1:
+                start = i
+                while (mask >> i) & 1:
+                    i += 1
+                low, high = points[start], points[i] - 1
+                ranges.append(str(low) if low == high else f"{low}-{high}")
+            else:
+                i += 1
+        return ",".join(ranges)
+
+
+def describe_protocols(mask: int) -> str:
+    if mask == ALL_PROTOCOLS:
+        return "*"
+    return ",".join(name for bit, name in _PROTOCOL_NAMES if mask & bit)
+
+
+def _nonempty(c: Cube) -> bool:
+    return bool(c[0] and c[1] and c[2] and c[3] and c[4])
+
+
+def _intersect(a: Cube, b: Cube) -> Cube | None:
+    c = (a[0] & b[0], a[1] & b[1], a[2] & b[2], a[3] & b[3], a[4] & b[4])
+    return c if _nonempty(c) else None
+
+
+def _cube_minus(a: Cube, b: Cube) -> list[Cube]:
+    """``a - b`` as disjoint cubes (at most five)."""
+    if _intersect(a, b) is None:
+        return [a]
+    out: list[Cube] = []
+    cur = list(a)
+    for i in range(5):
+        outside = cur[i] & ~b[i]
+        if outside:
+            piece = cur.copy()
+            piece[i] = outside
+            out.append((piece[0], piece[1], piece[2], piece[3], piece[4]))
+        cur[i] &= b[i]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSet:
+    """A set of flows: a union of disjoint cubes of one universe."""
+
+    universe: Universe = field(repr=False, compare=False)
+    cubes: tuple[Cube, ...]
+
+    def __iter__(self) -> Iterator[Cube]:
+        return iter(self.cubes)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.cubes
+
+    def _check(self, other: FlowSet) -> None:
+        if other.universe is not self.universe:
+            raise ValueError("flow sets of different universes cannot be combined")
+
+    def __and__(self, other: FlowSet) -> FlowSet:
+        self._check(other)
+        out: list[Cube] = []
+        for a in self.cubes:
+            for b in other.cubes:
+                c = _intersect(a, b)
+                if c is not None:
+                    out.append(c)
+        return FlowSet(self.universe, tuple(out))
+
+    def __sub__(self, other: FlowSet) -> FlowSet:
+        self._check(other)
+        remaining = list(self.cubes)
+        for b in other.cubes:
+            nxt: list[Cube] = []
+            for a in remaining:
+                nxt.extend(_cube_minus(a, b))
+            remaining = nxt
+            if not remaining:
+                break
+        return FlowSet(self.universe, tuple(remaining))
+
+    def __or__(self, other: FlowSet) -> FlowSet:
+        self._check(other)
+        return FlowSet(self.universe, self.cubes + (other - self).cubes)
+
+    def issubset(self, other: FlowSet) -> bool:
+        return (self - other).is_empty
+
+    def overlaps(self, other: FlowSet) -> bool:
+        self._check(other)
+        return any(_intersect(a, b) is not None for a in self.cubes for b in other.cubes)
+
+    def protocols(self) -> int:
+        mask = 0
+        for c in self.cubes:
+            mask |= c[0]
+        return mask
+
+    def destination_ports(self) -> int:
+        mask = 0
+        for c in self.cubes:
+            mask |= c[4]
+        return mask
+
+    def describe(self) -> str:
+        """Protocols and destination ports, for messages ("TCP/9443")."""
+        if self.is_empty:
+            return "nothing"
+        return f"{describe_protocols(self.protocols())}/{self.universe.describe_ports(self.destination_ports())}"
+
+
+# --- verdicts -------------------------------------------------------------------
+
+
+class Verdict(StrEnum):
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    PARTIAL = "partial"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One rule deciding part of a query: which rule, which NSG, which flows."""
+
+    rule: SecurityRule
+    flows: FlowSet
+    nsg_id: str | None = None
+
+    @property
+    def access(self) -> Access:
+        return self.rule.access
+
+
+def _verdict(allowed: FlowSet, denied: FlowSet) -> Verdict:
+    if denied.is_empty:
+        return Verdict.ALLOWED
+    if allowed.is_empty:
+        return Verdict.DENIED
+    return Verdict.PARTIAL
+
+
+@dataclass(frozen=True, slots=True)
+class FlowVerdict:
+    """How one NSG (one direction) treats a set of flows, and which rules decided."""
+
+    verdict: Verdict
+    decisions: tuple[Decision, ...]
+    allowed: FlowSet
+    denied: FlowSet
+
+    @property
+    def deciding_rule(self) -> SecurityRule | None:
+        """The highest-priority rule that decided the verdict's side.
+
+        For ``denied`` and ``partial`` that is the first rule denying any of
+        the flows (the one an operator must look at); for ``allowed`` the
+        first rule allowing them.
+        """
+        want = Access.ALLOW if self.verdict is Verdict.ALLOWED else Access.DENY
+        for d in self.decisions:
+            if d.access is want:
+                return d.rule
+        return None
+
+    def rules(self, access: Access) -> tuple[SecurityRule, ...]:
+        return tuple(d.rule for d in self.decisions if d.access is access)
+
+
+def evaluate_rules(
+    universe: Universe, rules: Sequence[SecurityRule], query: FlowSet, nsg_id: str | None = None
+) -> FlowVerdict:
+    """First match over ``rules`` (already in priority order) for every flow of ``query``."""
+    remaining = list(query.cubes)
+    decisions: list[Decision] = []
+    allowed: list[Cube] = []
+    denied: list[Cube] = []
+    for rule in rules:
+        if not remaining:
+            break
+        r = universe.rule_flows(rule)
+        if r.is_empty:
+            continue
+        rc = r.cubes[0]
+        matched: list[Cube] = []
+        nxt: list[Cube] = []
+        for c in remaining:
+            hit = _intersect(c, rc)
+            if hit is None:
+                nxt.append(c)
+                continue
+            matched.append(hit)
+            nxt.extend(_cube_minus(c, rc))
+        if matched:
+            decisions.append(Decision(rule, FlowSet(universe, tuple(matched)), nsg_id))
+            (allowed if rule.access is Access.ALLOW else denied).extend(matched)
+        remaining = nxt
+    if remaining:  # only reachable with a custom rule list lacking the default rules
+        denied.extend(remaining)
+    a, d = FlowSet(universe, tuple(allowed)), FlowSet(universe, tuple(denied))
+    return FlowVerdict(_verdict(a, d), tuple(decisions), a, d)
+
+
+def evaluate_nsg(
+    universe: Universe, nsg: NetworkSecurityGroup | None, direction: Direction, query: FlowSet
+) -> FlowVerdict:
+    """How ``nsg`` treats ``query`` in ``direction``; no NSG allows everything."""
+    if nsg is None:
+        return FlowVerdict(Verdict.ALLOWED if not query.is_empty else Verdict.ALLOWED, (), query, universe.empty())
+    return evaluate_rules(universe, ordered_rules(nsg.security_rules, direction), query, nsg.id)
+
+
+def ordered_rules(custom: Iterable[SecurityRule], direction: Direction) -> tuple[SecurityRule, ...]:
+    """Custom rules of ``direction`` by priority, then Azure's default rules."""
+    chosen = sorted((r for r in custom if r.direction is direction and not r.is_default), key=lambda r: r.priority)
+    return (*chosen, *(r for r in DEFAULT_RULES if r.direction is direction))
+
+
+@dataclass(frozen=True, slots=True)
+class PathStep:
+    level: str  # "subnet" or "nic"
+    nsg_id: str | None
+    verdict: FlowVerdict
+
+
+@dataclass(frozen=True, slots=True)
+class PathVerdict:
+    """Subnet and NIC NSGs combined for one direction."""
+
+    verdict: Verdict
+    steps: tuple[PathStep, ...]
+    allowed: FlowSet
+    denied: FlowSet
+
+    @property
+    def blocking(self) -> tuple[PathStep, SecurityRule] | None:
+        """The first level, in traffic order, that denies any of the flows, and its rule."""
+        for step in self.steps:
+            if step.verdict.verdict is not Verdict.ALLOWED:
+                rule = step.verdict.deciding_rule
+                if rule is not None:
+                    return step, rule
+        return None
+
+
+def evaluate_path(
+    universe: Universe,
+    query: FlowSet,
+    direction: Direction,
+    subnet_nsg: NetworkSecurityGroup | None,
+    nic_nsg: NetworkSecurityGroup | None,
+) -> PathVerdict:
+    """Inbound: subnet NSG then NIC NSG; outbound: NIC then subnet. Both must allow."""
+    levels: list[tuple[str, NetworkSecurityGroup | None]] = [("subnet", subnet_nsg), ("nic", nic_nsg)]
+    if direction is Direction.OUTBOUND:
+        levels.reverse()
+    steps: list[PathStep] = []
+    passing = query
+    denied = universe.empty()
+    for level, nsg in levels:
+        v = evaluate_nsg(universe, nsg, direction, passing)
+        steps.append(PathStep(level, nsg.id if nsg else None, v))
+        denied = denied | v.denied
+        passing = v.allowed
+    return PathVerdict(_verdict(passing, denied), tuple(steps), passing, denied)
+
+
+def allowed_flows(universe: Universe, nsg: NetworkSecurityGroup | None, direction: Direction) -> FlowSet:
+    """Every flow ``nsg`` allows in ``direction``."""
+    return evaluate_nsg(universe, nsg, direction, universe.all_flows()).allowed
