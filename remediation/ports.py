@@ -16,7 +16,11 @@ from remediation.plan import RemediationPlan
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """What one NSG write did: ARM's correlation id, rules lost (must be empty)."""
+    """What one NSG write did: ARM's correlation id, rules lost (must be empty).
+
+    ``after`` is the NSG as ARM holds it once the write's long-running
+    operation ended (what the lost-rule check and the verify step judge).
+    """
 
     nsg_id: str
     written: bool
@@ -24,6 +28,7 @@ class WriteResult:
     correlation_id: str | None = None
     lost_rules: tuple[str, ...] = ()
     error: str | None = None
+    after: NetworkSecurityGroup | None = None
 
 
 class NsgSource(Protocol):
@@ -36,7 +41,12 @@ class NsgSource(Protocol):
 
 class NsgWriter(Protocol):
     def apply(self, nsg: NetworkSecurityGroup, plan: RemediationPlan) -> WriteResult:
-        """PUT the whole NSG with If-Match on ``nsg.etag``; raise ConflictError on 412."""
+        """PUT the whole NSG with If-Match on ``nsg.etag`` and follow it to its end.
+
+        Raises ConflictError on 412 or 409 AnotherOperationInProgress (the
+        caller re-reads, re-plans and retries), TransientError on throttling,
+        5xx or lost connections once bounded retries are spent.
+        """
         ...
 
 
