@@ -1,0 +1,1 @@
+"""Operator alerts: policy, rendering, Teams and email sinks, dispatch."""
