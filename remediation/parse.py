@@ -105,7 +105,7 @@ class _Obj:
     names lowercased with underscores removed.
     """
 
-    __slots__ = ("_fields", "path", "where")
+    __slots__ = ("_fields", "_missing_path", "path", "where")
 
     def __init__(self, raw: object, *, where: str, path: str, what: str) -> None:
         if not isinstance(raw, Mapping):
@@ -113,11 +113,13 @@ class _Obj:
         self.where = where
         self.path = path
         self._fields: dict[str, tuple[str, object]] = {}
+        # A field that is missing is reported where it belongs: under "properties" in the ARM form.
+        self._missing_path = path
         for key, value in raw.items():
             self._fields.setdefault(_norm(str(key)), (_join(path, str(key)), value))
         props = raw.get("properties")
         if isinstance(props, Mapping):
-            props_path = _join(path, "properties")
+            props_path = self._missing_path = _join(path, "properties")
             for key, value in props.items():
                 # Fields under "properties" win: that is where ARM keeps the real ones.
                 self._fields[_norm(str(key))] = (_join(props_path, str(key)), value)
@@ -128,7 +130,7 @@ class _Obj:
 
     def get(self, name: str) -> tuple[str, object]:
         """(path, value) of a field; value ``None`` when absent or null."""
-        return self._fields.get(_norm(name), (_join(self.path, name), None))
+        return self._fields.get(_norm(name), (_join(self._missing_path, name), None))
 
     def fail(self, name: str, message: str) -> InputError:
         return _fail(self.where, self.get(name)[0], message)

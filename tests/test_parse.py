@@ -1,0 +1,586 @@
+"""parse.py: every input form an operator has, and errors that name file and field."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from remediation.errors import InputError
+from remediation.model import (
+    ANY_PORT,
+    DEFAULT_RULES,
+    Access,
+    AnyAddress,
+    Asg,
+    Direction,
+    PortRange,
+    Prefix,
+    Protocol,
+    SecurityRule,
+    ServiceTag,
+)
+from remediation.parse import (
+    merge_inventories,
+    parse_address,
+    parse_document,
+    parse_nic,
+    parse_nsg,
+    parse_port_range,
+    parse_rule,
+    parse_subnet,
+    parse_vnet,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+REST = ROOT / "reference" / "arm-rest-spec"
+SUB = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-cyclecloud/providers/Microsoft.Network"
+NSG_ID = f"{SUB}/networkSecurityGroups/nsg-cyclecloud"
+
+
+def load(path: str) -> Any:
+    return json.loads((FIXTURES / path).read_text())
+
+
+def arm_rule(**props: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "protocol": "Tcp",
+        "sourcePortRange": "*",
+        "destinationPortRange": "443",
+        "sourceAddressPrefix": "*",
+        "destinationAddressPrefix": "Storage",
+        "access": "Allow",
+        "priority": 100,
+        "direction": "Outbound",
+    }
+    base.update(props)
+    return {"name": "AllowAzureStorage", "properties": {k: v for k, v in base.items() if v is not None}}
+
+
+STORAGE_RULE = SecurityRule(
+    name="AllowAzureStorage",
+    priority=100,
+    direction=Direction.OUTBOUND,
+    access=Access.ALLOW,
+    protocol=Protocol.TCP,
+    sources=(AnyAddress(),),
+    destinations=(ServiceTag("Storage"),),
+    destination_ports=(PortRange(443, 443),),
+)
+
+
+# --------------------------------------------------------------------------- input forms
+
+
+def test_arm_form_nsg_reads_rules_defaults_tags_attachments_and_etag() -> None:
+    nsg = parse_nsg(load("compliant/arm/nsg-cyclecloud.json"), where="nsg.json")
+    assert nsg.id == NSG_ID
+    assert nsg.name == "nsg-cyclecloud"
+    assert nsg.location == "westeurope"
+    assert dict(nsg.tags) == {"cyclecloud-lockdown": "cyclecloud"}
+    assert nsg.etag == 'W/"00000000-0000-0000-0000-000000000001"'
+    assert [r.name for r in nsg.security_rules] == [
+        "AllowAzureStorage",
+        "AllowActiveDirectory",
+        "AllowAzureMonitor",
+        "AllowAzureRM",
+        "BlockOutbound",
+    ]
+    assert nsg.subnet_ids == (f"{SUB}/virtualNetworks/vnet-cyclecloud/subnets/cyclecloud",)
+    assert len(nsg.default_rules) == 6
+    assert all(r.is_default for r in nsg.default_rules)
+    block = nsg.security_rules[-1]
+    assert (block.priority, block.access, block.protocol) == (4000, Access.DENY, Protocol.ANY)
+    assert block.destinations == (ServiceTag("Internet"),)
+    assert block.destination_ports == (ANY_PORT,)
+
+
+@pytest.mark.parametrize("name", ["nsg-cyclecloud.json", "nsg-cluster.json", "vnet.json", "nics.json"])
+def test_az_cli_form_parses_to_the_same_model_as_arm_form(name: str) -> None:
+    arm = parse_document(load(f"compliant/arm/{name}"), where=name)
+    az = parse_document(load(f"compliant/az/{name}"), where=name)
+    assert arm == az
+    assert arm.nsgs or arm.vnets or arm.nics
+
+
+def to_snake(value: Any) -> Any:
+    """The SDK's ``as_dict()`` shape: flattened, snake_case keys."""
+    if isinstance(value, list):
+        return [to_snake(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key == "properties" and isinstance(item, dict):
+            out.update(to_snake(item))
+            continue
+        snake = "".join("_" + c.lower() if c.isupper() else c for c in key).lstrip("_")
+        # "privateIPAddress" -> the SDK says "private_ip_address"
+        snake = snake.replace("i_p_", "ip_")
+        out[snake] = to_snake(item)
+    return out
+
+
+@pytest.mark.parametrize("name", ["nsg-cyclecloud.json", "vnet.json", "nics.json"])
+def test_sdk_as_dict_snake_case_form(name: str) -> None:
+    arm_doc = load(f"compliant/arm/{name}")
+    snake = to_snake(arm_doc)
+    assert "properties" not in json.dumps(snake)
+    assert parse_document(snake, where=name) == parse_document(arm_doc, where=name)
+
+
+def test_sdk_keys_really_are_snake_case() -> None:
+    snake = to_snake(load("compliant/arm/nsg-cyclecloud.json"))
+    assert "security_rules" in snake
+    assert "destination_address_prefix" in snake["security_rules"][0]
+    nic = to_snake(load("compliant/arm/nics.json"))["value"][0]
+    assert "private_ip_address" in nic["ip_configurations"][0]
+
+
+def test_single_object_list_and_value_wrapper_are_one_inventory() -> None:
+    nsg = load("compliant/arm/nsg-cyclecloud.json")
+    single = parse_document(nsg, where="a")
+    listed = parse_document([nsg], where="a")
+    wrapped = parse_document({"value": [nsg], "nextLink": "https://management.azure.com/next"}, where="a")
+    assert single == listed == wrapped
+    assert len(single.nsgs) == 1
+
+
+def test_mixed_document_holds_every_kind() -> None:
+    doc = [
+        load("compliant/arm/nsg-cyclecloud.json"),
+        load("compliant/az/nsg-cluster.json"),
+        load("compliant/arm/vnet.json"),
+        *load("compliant/az/nics.json"),
+        {"id": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm", "type": "Microsoft.Compute/virtualMachines"},
+    ]  # fmt: skip
+    inventory = parse_document(doc, where="mixed.json")
+    assert sorted(n.name for n in inventory.nsgs) == ["nsg-cluster", "nsg-cyclecloud"]
+    assert [s.name for s in inventory.subnets] == ["cyclecloud", "compute", "hpc"]
+    assert len(inventory.nics) == 2
+
+
+def test_vnet_address_space_subnets_nsg_and_service_endpoints() -> None:
+    vnet = parse_vnet(load("compliant/arm/vnet.json"), where="vnet.json")
+    assert vnet.address_space == (ipaddress.ip_network("10.10.0.0/16"),)
+    by_name = {s.name: s for s in vnet.subnets}
+    assert by_name["compute"].address_prefixes == (ipaddress.ip_network("10.10.2.0/24"),)
+    assert by_name["compute"].nsg_id == f"{SUB}/networkSecurityGroups/nsg-cluster"
+    assert all(s.service_endpoints == ("Microsoft.Storage",) for s in vnet.subnets)
+    assert all(s.vnet_id == vnet.id for s in vnet.subnets)
+
+
+def test_standalone_subnets_are_grouped_into_their_vnet() -> None:
+    vnet_doc = load("compliant/az/vnet.json")
+    subnets = vnet_doc["subnets"]  # what `az network vnet subnet list` prints
+    inventory = parse_document(subnets, where="subnets.json")
+    assert len(inventory.vnets) == 1
+    vnet = inventory.vnets[0]
+    assert vnet.id == vnet_doc["id"]
+    assert vnet.name == "vnet-cyclecloud"
+    assert vnet.address_space == ()
+    assert [s.name for s in vnet.subnets] == ["cyclecloud", "compute", "hpc"]
+
+
+def test_standalone_subnet_merges_into_a_vnet_from_another_file() -> None:
+    vnet = parse_document(load("compliant/arm/vnet.json"), where="vnet.json")
+    changed = copy.deepcopy(load("compliant/az/vnet.json")["subnets"][1])
+    changed["serviceEndpoints"] = []
+    subnet = parse_document(changed, where="subnet.json")
+    merged = merge_inventories(vnet, subnet)
+    assert len(merged.vnets) == 1
+    assert merged.vnets[0].address_space == (ipaddress.ip_network("10.10.0.0/16"),)
+    by_name = {s.name: s for s in merged.subnets}
+    assert len(by_name) == 3
+    assert by_name["compute"].service_endpoints == ()  # the later export wins
+
+
+def test_subnet_with_plural_prefixes_and_no_nsg() -> None:
+    subnet = parse_subnet(
+        {
+            "id": f"{SUB}/virtualNetworks/v/Subnets/dual",
+            "name": "dual",
+            "properties": {"addressPrefixes": ["10.0.0.0/24", "fd00::/64"]},
+        },
+        where="s.json",
+    )
+    assert subnet.address_prefixes == (ipaddress.ip_network("10.0.0.0/24"), ipaddress.ip_network("fd00::/64"))
+    assert subnet.nsg_id is None
+    assert subnet.vnet_id == f"{SUB}/virtualNetworks/v"
+
+
+def test_nic_configs_subnets_ips_asgs_and_nsg() -> None:
+    asg = f"{SUB}/applicationSecurityGroups/asg-nodes"
+    nic = parse_nic(
+        {
+            "id": f"{SUB}/networkInterfaces/n1",
+            "name": "n1",
+            "type": "Microsoft.Network/networkInterfaces",
+            "properties": {
+                "networkSecurityGroup": {"id": NSG_ID},
+                "ipConfigurations": [
+                    {
+                        "name": "a",
+                        "properties": {
+                            "privateIPAddress": "10.10.2.5",
+                            "subnet": {"id": f"{SUB}/virtualNetworks/v/subnets/compute"},
+                            "applicationSecurityGroups": [{"id": asg}],
+                        },
+                    },
+                    {
+                        "name": "b",
+                        "properties": {
+                            "privateIPAddress": "fd00::5",
+                            "subnet": {"id": f"{SUB}/virtualNetworks/v/subnets/compute"},
+                            "applicationSecurityGroups": [{"id": asg.upper()}],
+                        },
+                    },
+                ],
+            },
+        },
+        where="nic.json",
+    )
+    assert nic.nsg_id == NSG_ID
+    assert nic.subnet_ids == (f"{SUB}/virtualNetworks/v/subnets/compute",)
+    assert nic.private_ips == (ipaddress.ip_address("10.10.2.5"), ipaddress.ip_address("fd00::5"))
+    assert nic.asg_ids == (asg,)
+
+
+def test_defaults_are_synthesised_when_absent() -> None:
+    nsg = parse_nsg(
+        {"id": NSG_ID, "properties": {"securityRules": [arm_rule()]}},
+        where="n.json",
+    )
+    assert nsg.name == "nsg-cyclecloud"  # from the id
+    assert nsg.default_rules == DEFAULT_RULES
+    assert nsg.tags == {}
+    assert nsg.etag is None
+
+
+def test_kind_is_detected_by_shape_without_type() -> None:
+    nsg = load("compliant/az/nsg-cyclecloud.json")
+    vnet = load("compliant/az/vnet.json")
+    nic = load("compliant/az/nics.json")[0]
+    subnet = vnet["subnets"][0]
+    for doc in (nsg, vnet, nic, subnet):
+        doc.pop("type", None)
+    inventory = parse_document([nsg, vnet, nic, subnet], where="x")
+    assert (len(inventory.nsgs), len(inventory.vnets), len(inventory.nics)) == (1, 1, 1)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Tcp", Protocol.TCP),
+        ("TCP", Protocol.TCP),
+        ("tcp", Protocol.TCP),
+        ("Udp", Protocol.UDP),
+        ("ICMP", Protocol.ICMP),
+        ("esp", Protocol.ESP),
+        ("Ah", Protocol.AH),
+        ("*", Protocol.ANY),
+        ("Any", Protocol.ANY),
+        ("any", Protocol.ANY),
+    ],
+)
+def test_protocol_casing(raw: str, expected: Protocol) -> None:
+    assert parse_rule(arm_rule(protocol=raw), where="r").protocol is expected
+
+
+@pytest.mark.parametrize(("access", "direction"), [("allow", "outbound"), ("ALLOW", "OUTBOUND"), ("Allow", "Outbound")])
+def test_access_and_direction_casing(access: str, direction: str) -> None:
+    rule = parse_rule(arm_rule(access=access, direction=direction), where="r")
+    assert (rule.access, rule.direction) == (Access.ALLOW, Direction.OUTBOUND)
+
+
+def test_plural_fields_and_asgs_are_one_union() -> None:
+    asg = f"{SUB}/applicationSecurityGroups/asg-cc"
+    rule = parse_rule(
+        arm_rule(
+            sourceAddressPrefix="",
+            sourceAddressPrefixes=["10.10.2.0/24", "10.10.3.0/24"],
+            destinationAddressPrefix=None,
+            destinationApplicationSecurityGroups=[{"id": asg}],
+            destinationPortRange="",
+            destinationPortRanges=["5672", "9443", "8000-8100"],
+        ),
+        where="r",
+    )
+    assert rule.sources == (
+        Prefix(ipaddress.ip_network("10.10.2.0/24"), "10.10.2.0/24"),
+        Prefix(ipaddress.ip_network("10.10.3.0/24"), "10.10.3.0/24"),
+    )
+    assert rule.destinations == (Asg(asg),)
+    assert rule.destination_ports == (PortRange(5672, 5672), PortRange(9443, 9443), PortRange(8000, 8100))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("*", AnyAddress()),
+        ("Any", AnyAddress()),
+        ("any", AnyAddress()),
+        ("10.0.0.0/8", Prefix(ipaddress.ip_network("10.0.0.0/8"), "10.0.0.0/8")),
+        ("10.0.0.5", Prefix(ipaddress.ip_network("10.0.0.5/32"), "10.0.0.5")),
+        ("10.0.0.5/24", Prefix(ipaddress.ip_network("10.0.0.0/24"), "10.0.0.5/24")),  # host bits: as Azure
+        ("0.0.0.0/0", Prefix(ipaddress.ip_network("0.0.0.0/0"), "0.0.0.0/0")),
+        ("2001:db8::/32", Prefix(ipaddress.ip_network("2001:db8::/32"), "2001:db8::/32")),
+        ("2001:db8::1", Prefix(ipaddress.ip_network("2001:db8::1/128"), "2001:db8::1")),
+        ("Internet", ServiceTag("Internet")),
+        ("Storage.WestEurope", ServiceTag("Storage.WestEurope")),
+        ("AzureCloud", ServiceTag("AzureCloud")),
+        ("AzureFrontDoor.Backend", ServiceTag("AzureFrontDoor.Backend")),
+        ("VIRTUAL_NETWORK", ServiceTag("VIRTUAL_NETWORK")),
+    ],
+)
+def test_address_forms(text: str, expected: object) -> None:
+    address = parse_address(text, where="r")
+    assert address == expected
+    assert address.to_arm() == ("*" if isinstance(expected, AnyAddress) else text)
+
+
+@pytest.mark.parametrize("text", ["10.0.0.300", "10.0.0.0/33", "not a tag", "", "1.2.3.4-1.2.3.9", "Storage..West"])
+def test_bad_addresses(text: str) -> None:
+    with pytest.raises(InputError, match=r"nsg\.json: x\.sourceAddressPrefix"):
+        parse_address(text, where="nsg.json", path="x.sourceAddressPrefix")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("*", ANY_PORT), ("80", PortRange(80, 80)), ("8000-8100", PortRange(8000, 8100)), (" 22 ", PortRange(22, 22)),
+     (443, PortRange(443, 443)), ("0-65535", ANY_PORT), ("Any", ANY_PORT)],
+)  # fmt: skip
+def test_port_specs(text: object, expected: PortRange) -> None:
+    assert parse_port_range(text, where="r") == expected
+
+
+@pytest.mark.parametrize("text", ["65536", "100-50", "http", "", "-1", "80,443", True, None, 1.5])
+def test_bad_port_specs(text: object) -> None:
+    with pytest.raises(InputError, match="r: p"):
+        parse_port_range(text, where="r", path="p")
+
+
+def test_round_trip_of_the_fixture_rules() -> None:
+    nsg = parse_nsg(load("compliant/arm/nsg-cyclecloud.json"), where="n")
+    for rule in nsg.security_rules + nsg.default_rules:
+        assert parse_rule(rule.to_arm(), where="n", default=rule.is_default) == rule
+
+
+_addresses = st.one_of(
+    st.just("*"),
+    st.sampled_from(["Internet", "Storage", "Storage.WestEurope", "VirtualNetwork", "AzureLoadBalancer"]),
+    st.builds(
+        lambda a, n: str(ipaddress.ip_network(f"{a}/{n}", strict=False)), st.ip_addresses(v=4), st.integers(8, 32)
+    ),
+    st.builds(lambda a, n: f"{a}/{n}", st.ip_addresses(v=6), st.integers(16, 128)),
+    st.builds(lambda a: f"{SUB}/applicationSecurityGroups/asg-{a}", st.integers(0, 3)),
+)
+_ports = st.one_of(
+    st.just("*"),
+    st.integers(0, 65535).map(str),
+    st.tuples(st.integers(0, 65535), st.integers(0, 65535)).map(lambda t: f"{min(t)}-{max(t)}"),
+)
+
+
+def _side(values: list[str], side: str) -> dict[str, Any]:
+    asgs = [{"id": v} for v in values if v.startswith("/")]
+    others = [v for v in values if not v.startswith("/")]
+    props: dict[str, Any] = {}
+    if asgs:
+        props[f"{side}ApplicationSecurityGroups"] = asgs
+    if len(others) == 1:
+        props[f"{side}AddressPrefix"] = others[0]
+    elif others:
+        props[f"{side}AddressPrefixes"] = others
+    return props
+
+
+@given(
+    protocol=st.sampled_from(["Tcp", "udp", "ICMP", "Esp", "Ah", "*", "Any"]),
+    access=st.sampled_from(["Allow", "deny"]),
+    direction=st.sampled_from(["Inbound", "outbound"]),
+    priority=st.integers(100, 4096),
+    sources=st.lists(_addresses, min_size=1, max_size=4, unique=True),
+    destinations=st.lists(_addresses, min_size=1, max_size=4, unique=True),
+    sports=st.lists(_ports, min_size=1, max_size=3),
+    dports=st.lists(_ports, min_size=1, max_size=3),
+)
+def test_round_trip_property(
+    protocol: str,
+    access: str,
+    direction: str,
+    priority: int,
+    sources: list[str],
+    destinations: list[str],
+    sports: list[str],
+    dports: list[str],
+) -> None:
+    props: dict[str, Any] = {"protocol": protocol, "access": access, "direction": direction, "priority": priority}
+    props |= _side(sources, "source") | _side(destinations, "destination")
+    props["sourcePortRanges" if len(sports) > 1 else "sourcePortRange"] = sports if len(sports) > 1 else sports[0]
+    props["destinationPortRanges" if len(dports) > 1 else "destinationPortRange"] = (
+        dports if len(dports) > 1 else dports[0]
+    )
+    rule = parse_rule({"name": "r", "properties": props}, where="r")
+    arm = rule.to_arm()
+    assert parse_rule(arm, where="r") == rule
+    assert parse_rule(arm, where="r").to_arm() == arm
+
+
+# --------------------------------------------------------------------------- REST examples
+
+
+def _rest_bodies() -> list[tuple[str, Any]]:
+    found = []
+    for path in sorted(REST.glob("*.json")):
+        doc = json.loads(path.read_text())
+        for code, response in doc.get("responses", {}).items():
+            if isinstance(response, dict) and response.get("body") is not None:
+                found.append((f"{path.name}:{code}", response["body"]))
+    return found
+
+
+def _holds(body: Any, *kinds: str) -> bool:
+    text = json.dumps(body).lower()
+    return any(k in text for k in kinds)
+
+
+REST_BODIES = _rest_bodies()
+RESOURCE_BODIES = [(n, b) for n, b in REST_BODIES if _holds(b, "networksecuritygroups", "virtualnetworks")]
+
+
+def test_rest_examples_were_found() -> None:
+    names = {n.split(":")[0] for n, _ in RESOURCE_BODIES}
+    assert {
+        "NetworkSecurityGroupGet.json",
+        "VirtualNetworkGet.json",
+        "SubnetGet.json",
+        "DefaultSecurityRuleList.json",
+    } <= names
+
+
+@pytest.mark.parametrize(("name", "body"), RESOURCE_BODIES, ids=[n for n, _ in RESOURCE_BODIES])
+def test_every_rest_example_parses(name: str, body: Any) -> None:
+    items = body["value"] if isinstance(body, dict) and "value" in body else [body]
+    rule_like = [
+        i for i in items if "/securityrules/" in i["id"].lower() or "/defaultsecurityrules/" in i["id"].lower()
+    ]
+    if rule_like:
+        # Rules on their own: parse each; as a document they are refused with a clear message.
+        for i, item in enumerate(rule_like):
+            rule = parse_rule(item, where=name, path=f"[{i}]", default="/defaultsecurityrules/" in item["id"].lower())
+            assert parse_rule(rule.to_arm(), where=name, default=rule.is_default) == rule
+        with pytest.raises(InputError, match="on its own"):
+            parse_document(body, where=name)
+        return
+    inventory = parse_document(body, where=name)
+    assert inventory.nsgs or inventory.vnets
+    for nsg in inventory.nsgs:
+        assert len(nsg.default_rules) == 6
+        for rule in nsg.security_rules:
+            assert parse_rule(rule.to_arm(), where=name) == rule
+
+
+def test_rest_default_rule_list_matches_model_defaults() -> None:
+    body = dict(REST_BODIES)["DefaultSecurityRuleList.json:200"]
+    parsed = {
+        (r.name, r.priority, r.direction, r.access, r.sources, r.destinations)
+        for r in (parse_rule(item, where="d", default=True) for item in body["value"])
+    }
+    expected = {(r.name, r.priority, r.direction, r.access, r.sources, r.destinations) for r in DEFAULT_RULES}
+    assert parsed == expected
+
+
+def test_rest_nsg_get_rule1() -> None:
+    body = dict(REST_BODIES)["NetworkSecurityGroupGet.json:200"]
+    rule = parse_nsg(body, where="g").security_rules[0]
+    assert (rule.name, rule.priority, rule.direction, rule.destination_ports) == (
+        "rule1",
+        130,
+        Direction.INBOUND,
+        (PortRange(80, 80),),
+    )
+
+
+def test_rest_subnet_service_endpoint() -> None:
+    body = dict(REST_BODIES)["SubnetCreateServiceEndpoint.json:200"]
+    assert parse_subnet(body, where="s").service_endpoints == ("Microsoft.Storage",)
+
+
+# --------------------------------------------------------------------------- errors name file and field
+
+
+def _broken_priority() -> list[Any]:
+    doc = load("compliant/arm/nsg-cyclecloud.json")
+    doc["properties"]["securityRules"][3]["properties"]["priority"] = "high"
+    return [doc]
+
+
+@pytest.mark.parametrize(
+    ("doc", "where"),
+    [
+        (_broken_priority(), "nsg.json: [0].properties.securityRules[3].properties.priority"),
+        ({"value": [{"id": NSG_ID, "properties": {"securityRules": [arm_rule(priority=5000)]}}]},
+         "nsg.json: value[0].properties.securityRules[0].properties.priority"),
+        ({"id": NSG_ID, "securityRules": [arm_rule(protocol="Tpc")]}, "nsg.json: securityRules[0].properties.protocol"),
+        ({"id": NSG_ID, "securityRules": [arm_rule(access="Permit")]}, "nsg.json: securityRules[0].properties.access"),
+        ({"id": NSG_ID, "securityRules": [arm_rule(direction="Sideways")]},
+         "nsg.json: securityRules[0].properties.direction"),
+        ({"id": NSG_ID, "securityRules": [arm_rule(destinationPortRange="99999")]},
+         "nsg.json: securityRules[0].properties.destinationPortRange"),
+        ({"id": NSG_ID, "securityRules": [arm_rule(destinationPortRange=None, destinationPortRanges=["80", "x"])]},
+         "nsg.json: securityRules[0].properties.destinationPortRanges[1]"),
+        ({"id": NSG_ID, "securityRules": [arm_rule(sourceAddressPrefixes=["10.0.0.0/8", "10.1.0.0/99"])]},
+         "nsg.json: securityRules[0].properties.sourceAddressPrefixes[1]"),
+        ({"id": NSG_ID, "securityRules": [arm_rule(destinationAddressPrefix=None)]},
+         "nsg.json: securityRules[0].properties.destinationAddressPrefix"),
+        ({"id": NSG_ID, "securityRules": [arm_rule(priority=None)]}, "nsg.json: securityRules[0].properties.priority"),
+        ({"id": NSG_ID, "securityRules": {"a": 1}}, "nsg.json: securityRules"),
+        ({"id": NSG_ID, "securityRules": ["rule"]}, "nsg.json: securityRules[0]"),
+        ({"type": "Microsoft.Network/networkSecurityGroups", "name": "x"}, "nsg.json: id"),
+        ({"id": NSG_ID, "tags": {"cyclecloud-lockdown": 1}, "securityRules": []}, "nsg.json: tags.cyclecloud-lockdown"),
+        ({"id": NSG_ID, "securityRules": [], "subnets": [{"name": "no id"}]}, "nsg.json: subnets[0].id"),
+        ({"id": f"{SUB}/virtualNetworks/v", "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/x"]}}},
+         "nsg.json: properties.addressSpace.addressPrefixes[0]"),
+        ([{"hello": "world"}], "nsg.json: [0]: cannot tell"),
+        ([1], "nsg.json: [0]"),
+        ("text", "nsg.json"),
+        ({"id": "/x", "type": "Microsoft.Compute/virtualMachines"}, "nsg.json: holds no NSG"),
+    ],
+)  # fmt: skip
+def test_errors_name_the_file_and_json_path(doc: Any, where: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_document(doc, where="nsg.json")
+    assert str(caught.value).startswith(where), str(caught.value)
+
+
+def test_error_message_says_what_is_wrong() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_document(_broken_priority(), where="nsg.json")
+    assert str(caught.value) == (
+        "nsg.json: [0].properties.securityRules[3].properties.priority: priority must be an integer, not string 'high'"
+    )
+    assert caught.value.where == "nsg.json: [0].properties.securityRules[3].properties.priority"
+
+
+def test_a_lone_rule_is_refused_with_advice() -> None:
+    with pytest.raises(InputError, match="export the whole NSG"):
+        parse_document(
+            {"id": f"{NSG_ID}/securityRules/x", "type": "Microsoft.Network/networkSecurityGroups/securityRules"},
+            where="r.json",
+        )
+
+
+def test_empty_list_is_an_empty_inventory() -> None:
+    inventory = parse_document([], where="e.json")
+    assert inventory.nsgs == inventory.vnets == inventory.nics == ()
