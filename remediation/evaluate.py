@@ -460,7 +460,11 @@ class FlowSet:
         """Protocols and destination ports, for messages ("TCP/9443")."""
         if self.is_empty:
             return "nothing"
-        return f"{describe_protocols(self.protocols())}/{self.universe.describe_ports(self.destination_ports())}"
+        protocols = describe_protocols(self.protocols())
+        ports = self.universe.describe_ports(self.destination_ports())
+        if protocols == "*" and ports == "*":
+            return "all traffic"
+        return f"{'any protocol' if protocols == '*' else protocols}/{'any port' if ports == '*' else ports}"
 
 
 # --- verdicts -------------------------------------------------------------------
@@ -559,7 +563,7 @@ def evaluate_nsg(
 ) -> FlowVerdict:
     """How ``nsg`` treats ``query`` in ``direction``; no NSG allows everything."""
     if nsg is None:
-        return FlowVerdict(Verdict.ALLOWED if not query.is_empty else Verdict.ALLOWED, (), query, universe.empty())
+        return FlowVerdict(Verdict.ALLOWED, (), query, universe.empty())
     return evaluate_rules(universe, ordered_rules(nsg.security_rules, direction), query, nsg.id)
 
 

@@ -80,3 +80,10 @@ class Finding:
         if self.subnet:
             body["subnet"] = self.subnet
         return body
+
+
+def severity_for(kind: FindingKind, remediable: bool) -> Severity:
+    """Blocked node ports and Internet breaches are incidents; what we cannot fix needs a human."""
+    if kind in (FindingKind.PORT_BLOCKED, FindingKind.LOCKDOWN_BREACH):
+        return Severity.CRITICAL
+    return Severity.MEDIUM if remediable else Severity.HIGH

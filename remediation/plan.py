@@ -6,11 +6,12 @@ restores baseline rules; every rule the baseline does not own is kept as read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from remediation.findings import Finding
-from remediation.model import SecurityRule
+from remediation.model import MAX_CUSTOM_PRIORITY, MIN_CUSTOM_PRIORITY, NetworkSecurityGroup, SecurityRule
+from remediation.review import NsgReview
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,3 +43,94 @@ class RemediationPlan:
             "added": [r.name for r in self.added],
             "replaced": [r.name for r in self.replaced],
         }
+
+
+MAX_PRIORITY_TRIES = 64
+
+
+def build_plan(review: NsgReview) -> RemediationPlan:
+    """Restore every missing or modified baseline rule of one NSG.
+
+    Rules the baseline does not own are kept as read. A baseline rule goes at
+    its own priority when that is free; when another rule holds it, at the
+    nearest free priority that keeps the baseline's meaning: no rule the
+    baseline does not own lies between the two, the requirement is then met,
+    and no requirement met before stops being met. Otherwise the rule is not
+    placed and the finding stays, unremediable, with the reason.
+    """
+    nsg = review.nsg
+    rules = list(nsg.security_rules)
+    added: list[SecurityRule] = []
+    replaced: list[SecurityRule] = []
+    for req in sorted(review.requirements, key=lambda r: (r.rule.direction.value, r.rule.priority)):
+        if review.portion(req).is_empty or review.satisfied(_with_rules(nsg, rules), req):
+            continue
+        named = next((r for r in rules if r.name.lower() == req.name.lower()), None)
+        if named is not None and _same_match(named, req.rule) and named.access is req.rule.access:
+            continue  # present and intact but overridden: shadowed, nothing of ours to restore
+        without = [r for r in rules if r is not named]
+        placed = _place(review, nsg, without, req.rule)
+        if placed is None:
+            continue
+        rules = [*without, placed] if named is None else [placed if r is named else r for r in rules]
+        added.append(placed)
+        if named is not None:
+            replaced.append(named)
+    return RemediationPlan(
+        nsg_id=nsg.id,
+        nsg_name=nsg.name,
+        security_rules=tuple(rules),
+        added=tuple(added),
+        replaced=tuple(replaced),
+    )
+
+
+def planned_nsg(nsg: NetworkSecurityGroup, plan: RemediationPlan) -> NetworkSecurityGroup:
+    """The NSG as it would be after the plan is applied."""
+    return _with_rules(nsg, list(plan.security_rules))
+
+
+def _with_rules(nsg: NetworkSecurityGroup, rules: list[SecurityRule]) -> NetworkSecurityGroup:
+    return replace(nsg, security_rules=tuple(rules))
+
+
+def _same_match(a: SecurityRule, b: SecurityRule) -> bool:
+    return (
+        a.direction is b.direction
+        and a.protocol is b.protocol
+        and set(a.sources) == set(b.sources)
+        and set(a.destinations) == set(b.destinations)
+        and set(a.source_ports) == set(b.source_ports)
+        and set(a.destination_ports) == set(b.destination_ports)
+    )
+
+
+def _place(
+    review: NsgReview, nsg: NetworkSecurityGroup, rules: list[SecurityRule], wanted: SecurityRule
+) -> SecurityRule | None:
+    taken = {r.priority: r for r in rules if r.direction is wanted.direction}
+    if wanted.priority not in taken:
+        return wanted
+    met_before = [r for r in review.requirements if review.satisfied(_with_rules(nsg, rules), r)]
+    owned = {r.name.lower() for r in review.requirements}
+    for candidate in _nearby(wanted.priority, taken, MAX_PRIORITY_TRIES):
+        low, high = sorted((candidate, wanted.priority))
+        if any(low < p < high and r.name.lower() not in owned for p, r in taken.items()):
+            continue  # would jump over a rule we do not own: its meaning would change
+        moved = replace(wanted, priority=candidate)
+        trial = _with_rules(nsg, [*rules, moved])
+        req = next(r for r in review.requirements if r.name == wanted.name)
+        if review.satisfied(trial, req) and all(review.satisfied(trial, r) for r in met_before):
+            return moved
+    return None
+
+
+def _nearby(priority: int, taken: dict[int, SecurityRule], tries: int) -> list[int]:
+    out: list[int] = []
+    for distance in range(1, MAX_CUSTOM_PRIORITY - MIN_CUSTOM_PRIORITY + 1):
+        for candidate in (priority + distance, priority - distance):
+            if MIN_CUSTOM_PRIORITY <= candidate <= MAX_CUSTOM_PRIORITY and candidate not in taken:
+                out.append(candidate)
+                if len(out) >= tries:
+                    return out
+    return out

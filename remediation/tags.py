@@ -138,5 +138,7 @@ def _parse_entry(entry: object, where: str) -> tuple[str, tuple[IPNetwork, ...]]
         try:
             nets.append(ipaddress.ip_network(str(text), strict=False))
         except ValueError:
-            raise InputError(f"not an address prefix: {text!r}", where=f"{where}.properties.addressPrefixes[{i}]") from None
+            raise InputError(
+                f"not an address prefix: {text!r}", where=f"{where}.properties.addressPrefixes[{i}]"
+            ) from None
     return name, tuple(nets)

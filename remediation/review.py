@@ -1,0 +1,348 @@
+"""Review one managed NSG against the baseline: the raw problems, before planning.
+
+A requirement is judged by meaning: the part of the flow space a baseline
+rule decides *within the baseline* (its *portion*) must be decided the same
+way by the NSG, whatever the names of the NSG's rules. Each problem keeps
+the rule that decides it, so findings can say why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from remediation.baseline import Baseline, FlowEndpoint, FlowRequirement, Role, RuleRequirement
+from remediation.evaluate import (
+    EvaluationContext,
+    Flows,
+    FlowSet,
+    Universe,
+    evaluate_nsg,
+    evaluate_path,
+    evaluate_rules,
+)
+from remediation.findings import FindingKind
+from remediation.model import (
+    Access,
+    Address,
+    AnyAddress,
+    Direction,
+    NetworkSecurityGroup,
+    Prefix,
+    Protocol,
+    SecurityRule,
+    ServiceTag,
+    Subnet,
+)
+from remediation.network import Network
+from remediation.tags import TagModel
+
+_INTERNET = ServiceTag("Internet")
+_VNET = ServiceTag("VirtualNetwork")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong, before we know whether the plan can fix it."""
+
+    kind: FindingKind
+    requirement: str
+    nsg_id: str
+    rule: SecurityRule | None
+    detail: str
+    subnet_id: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (
+            self.kind.value,
+            self.requirement,
+            self.nsg_id.lower(),
+            (self.rule.name if self.rule else "").lower(),
+            (self.subnet_id or "").lower(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FlowCheck:
+    """A required flow as seen from one NSG: the query and the NSG pairs on its path."""
+
+    requirement: FlowRequirement
+    direction: Direction
+    flows: Flows
+    paths: tuple[tuple[NetworkSecurityGroup | None, NetworkSecurityGroup | None, str], ...]
+
+
+class NsgReview:
+    """Everything needed to judge (and re-judge after a plan) one managed NSG."""
+
+    def __init__(
+        self,
+        network: Network,
+        nsg: NetworkSecurityGroup,
+        roles: frozenset[Role],
+        baseline: Baseline,
+        tags: TagModel,
+    ) -> None:
+        self.network = network
+        self.nsg = nsg
+        self.roles = roles
+        self.baseline = baseline
+        self.requirements = baseline.rules_for(roles)
+        self.subnets = network.subnets_of(nsg)
+        vnet_prefixes = network.vnet_prefixes_for(self.subnets) if network.vnets else ()
+        self.ctx = EvaluationContext(tags=tags, vnet_prefixes=vnet_prefixes, asg_members=network.asg_members())
+        self.flow_checks = self._flow_checks()
+        rules: list[SecurityRule] = [*nsg.security_rules, *(r.rule for r in self.requirements)]
+        for check in self.flow_checks:
+            for subnet_nsg, nic_nsg, _ in check.paths:
+                for other in (subnet_nsg, nic_nsg):
+                    if other is not None and other.key != nsg.key:
+                        rules.extend(other.security_rules)
+        self.universe = Universe.of(self.ctx, rules, [c.flows for c in self.flow_checks], addresses=[_INTERNET])
+        self.portions = self._portions()
+
+    # -- the baseline's own meaning ---------------------------------------------
+
+    def _portions(self) -> dict[str, FlowSet]:
+        """For each baseline rule, the flows it decides within the baseline itself."""
+        portions: dict[str, FlowSet] = {}
+        for direction in Direction:
+            rules = sorted(
+                (r.rule for r in self.requirements if r.rule.direction is direction), key=lambda r: r.priority
+            )
+            verdict = evaluate_rules(self.universe, rules, self.universe.all_flows())
+            for decision in verdict.decisions:
+                portions[decision.rule.name.lower()] = decision.flows
+        return portions
+
+    def portion(self, requirement: RuleRequirement) -> FlowSet:
+        return self.portions.get(requirement.name.lower(), self.universe.empty())
+
+    def wrongly_decided(self, nsg: NetworkSecurityGroup, requirement: RuleRequirement) -> FlowSet:
+        """The part of the requirement's portion that ``nsg`` decides the other way."""
+        verdict = evaluate_nsg(self.universe, nsg, requirement.rule.direction, self.portion(requirement))
+        return verdict.denied if requirement.rule.access is Access.ALLOW else verdict.allowed
+
+    def satisfied(self, nsg: NetworkSecurityGroup, requirement: RuleRequirement) -> bool:
+        return self.wrongly_decided(nsg, requirement).is_empty
+
+    def allowlist(self, direction: Direction) -> FlowSet:
+        """What the baseline allows in ``direction``: the only Internet traffic permitted."""
+        allowed = self.universe.empty()
+        for req in self.requirements:
+            if req.rule.direction is direction and req.rule.access is Access.ALLOW:
+                allowed = allowed | self.portion(req)
+        return allowed
+
+    # -- problems ---------------------------------------------------------------
+
+    def problems(self, nsg: NetworkSecurityGroup | None = None) -> list[Problem]:
+        """Every problem of ``nsg`` (default: the NSG as read; a planned NSG to re-check a plan)."""
+        nsg = nsg or self.nsg
+        found: list[Problem] = []
+        for req in self.requirements:
+            found.extend(self._rule_problems(nsg, req))
+        found.extend(self._breach_problems(nsg))
+        found.extend(self._flow_problems(nsg))
+        found.extend(self._attachment_problems())
+        return found
+
+    def _rule_problems(self, nsg: NetworkSecurityGroup, req: RuleRequirement) -> list[Problem]:
+        portion = self.portion(req)
+        if portion.is_empty:
+            return []
+        verdict = evaluate_nsg(self.universe, nsg, req.rule.direction, portion)
+        wrong = verdict.denied if req.rule.access is Access.ALLOW else verdict.allowed
+        if wrong.is_empty:
+            return []
+        named = _named(nsg, req.name)
+        culprits = [d.rule for d in verdict.decisions if d.access is not req.rule.access and d.rule is not named]
+        custom_culprit = next((r for r in culprits if not r.is_default), None)
+        what = f"{wrong.describe()} ({req.rule.access.value.lower()} required by {req.name})"
+        if named is not None and self._equivalent(named, req):
+            culprit = custom_culprit or (culprits[0] if culprits else None)
+            if culprit is not None and self.baseline.owns(culprit.name):
+                return []  # a drifted baseline rule: its own finding (modified, breach) covers it
+            who = f"rule {culprit.name!r} (priority {culprit.priority})" if culprit else "another rule"
+            return [
+                Problem(
+                    FindingKind.SHADOWED_RULE,
+                    req.name,
+                    nsg.id,
+                    culprit,
+                    f"{who} overrides {req.name} for {what}",
+                )
+            ]
+        if named is not None:
+            return [
+                Problem(
+                    FindingKind.MODIFIED_RULE,
+                    req.name,
+                    nsg.id,
+                    named,
+                    f"rule {named.name!r} no longer does what the baseline requires: {what}",
+                )
+            ]
+        deciding = custom_culprit or (culprits[0] if culprits else None)
+        detail = f"no rule provides {req.name}: {what}"
+        if deciding is not None:
+            detail += f"; decided now by {deciding.name!r} (priority {deciding.priority})"
+        return [Problem(FindingKind.MISSING_RULE, req.name, nsg.id, deciding, detail)]
+
+    def _equivalent(self, rule: SecurityRule, req: RuleRequirement) -> bool:
+        """Same direction and access, and it matches at least the requirement's portion."""
+        if rule.direction is not req.rule.direction or rule.access is not req.rule.access:
+            return False
+        return self.portion(req).issubset(self.universe.rule_flows(rule))
+
+    def _breach_problems(self, nsg: NetworkSecurityGroup) -> list[Problem]:
+        locks = [
+            r
+            for r in self.requirements
+            if r.rule.access is Access.DENY
+            and r.rule.direction is Direction.OUTBOUND
+            and not (self.universe.flows(_to_internet()) & self.universe.rule_flows(r.rule)).is_empty
+        ]
+        if not locks:
+            return []
+        internet = self.universe.flows(_to_internet())
+        verdict = evaluate_nsg(self.universe, nsg, Direction.OUTBOUND, internet)
+        beyond = verdict.allowed - self.allowlist(Direction.OUTBOUND) - self._required_flows(Direction.OUTBOUND)
+        if beyond.is_empty:
+            return []
+        found: list[Problem] = []
+        for decision in verdict.decisions:
+            if decision.access is not Access.ALLOW:
+                continue
+            extra = decision.flows & beyond
+            if extra.is_empty:
+                continue
+            found.append(
+                Problem(
+                    FindingKind.LOCKDOWN_BREACH,
+                    locks[0].name,
+                    nsg.id,
+                    decision.rule,
+                    f"rule {decision.rule.name!r} (priority {decision.rule.priority}) allows {extra.describe()} "
+                    "outbound to the Internet beyond the baseline's allow-list",
+                )
+            )
+        return found
+
+    def _required_flows(self, direction: Direction) -> FlowSet:
+        required = self.universe.empty()
+        for check in self.flow_checks:
+            if check.direction is direction:
+                required = required | self.universe.flows(check.flows)
+        return required
+
+    def _flow_checks(self) -> list[FlowCheck]:
+        checks: list[FlowCheck] = []
+        for req in self.baseline.flows:
+            src_role, dst_role = req.source.role, req.destination.role
+            if src_role is not None and src_role in self.roles:
+                sources = self._addresses(self.subnets)
+                destinations = self._endpoint(req.destination)
+                flows = Flows(req.protocol, sources, destinations, req.ports)
+                checks.append(FlowCheck(req, Direction.OUTBOUND, flows, self._paths(self.subnets)))
+            if dst_role is not None and dst_role in self.roles:
+                sources = self._endpoint(req.source)
+                destinations = self._addresses(self.subnets)
+                flows = Flows(req.protocol, sources, destinations, req.ports)
+                checks.append(FlowCheck(req, Direction.INBOUND, flows, self._paths(self.subnets)))
+        return checks
+
+    def _endpoint(self, endpoint: FlowEndpoint) -> tuple[Address, ...]:
+        if endpoint.role is None:
+            return endpoint.addresses
+        return self._addresses(self.network.subnets_with_role(endpoint.role))
+
+    def _addresses(self, subnets: list[Subnet]) -> tuple[Address, ...]:
+        """Subnet prefixes when known; else the VirtualNetwork tag, which every subnet lies in."""
+        prefixes = tuple(Prefix(p) for s in subnets for p in s.address_prefixes)
+        return prefixes or (_VNET,)
+
+    def _paths(
+        self, subnets: list[Subnet]
+    ) -> tuple[tuple[NetworkSecurityGroup | None, NetworkSecurityGroup | None, str], ...]:
+        """(subnet NSG, NIC NSG, label) on the paths into this NSG's subnets: this NSG, and each NIC NSG seen."""
+        paths: list[tuple[NetworkSecurityGroup | None, NetworkSecurityGroup | None, str]] = [(self.nsg, None, "subnet")]
+        seen: set[str] = set()
+        for subnet in subnets:
+            for nic in self.network.nics_in(subnet):
+                nic_nsg = self.network.nsg_by_id(nic.nsg_id)
+                if nic_nsg is not None and nic_nsg.key not in seen:
+                    seen.add(nic_nsg.key)
+                    paths.append((self.nsg, nic_nsg, f"NIC {nic.name}"))
+        return tuple(paths)
+
+    def _flow_problems(self, nsg: NetworkSecurityGroup) -> list[Problem]:
+        found: list[Problem] = []
+        for check in self.flow_checks:
+            query = self.universe.flows(check.flows)
+            for subnet_nsg, nic_nsg, label in check.paths:
+                subnet_level = nsg if subnet_nsg is not None and subnet_nsg.key == nsg.key else subnet_nsg
+                verdict = evaluate_path(self.universe, query, check.direction, subnet_level, nic_nsg)
+                blocking = verdict.blocking
+                if blocking is None:
+                    continue
+                step, rule = blocking
+                where = step.nsg_id or nsg.id
+                found.append(
+                    Problem(
+                        FindingKind.PORT_BLOCKED,
+                        check.requirement.name,
+                        where,
+                        rule,
+                        f"{check.requirement.name}: {verdict.denied.describe()} "
+                        f"{'from' if check.direction is Direction.INBOUND else 'to'} "
+                        f"{(check.requirement.source if check.direction is Direction.INBOUND else check.requirement.destination).describe()} "
+                        f"is denied {check.direction.value.lower()} by rule {rule.name!r} "
+                        f"(priority {rule.priority}) at the {step.level} level ({label})",
+                    )
+                )
+        return found
+
+    def _attachment_problems(self) -> list[Problem]:
+        found: list[Problem] = []
+        for subnet_id in self.nsg.subnet_ids:
+            subnet = self.network.subnets.get(subnet_id.lower())
+            if subnet is None or (subnet.nsg_id or "").lower() == self.nsg.key:
+                continue
+            other = f"NSG {subnet.nsg_id.rsplit('/', 1)[-1]!r}" if subnet.nsg_id else "no NSG"
+            found.append(
+                Problem(
+                    FindingKind.NSG_DETACHED,
+                    "attachment",
+                    self.nsg.id,
+                    None,
+                    f"subnet {subnet.name!r} is managed by {self.nsg.name!r} but now has {other}",
+                    subnet.id,
+                )
+            )
+        for req in self.baseline.service_endpoints:
+            if not req.roles & self.roles:
+                continue
+            for subnet in self.subnets:
+                if subnet.key not in self.network.subnets:
+                    continue  # only a back-reference: endpoints unknown
+                if not any(e.lower() == req.service.lower() for e in subnet.service_endpoints):
+                    found.append(
+                        Problem(
+                            FindingKind.SERVICE_ENDPOINT_MISSING,
+                            req.service,
+                            self.nsg.id,
+                            None,
+                            f"subnet {subnet.name!r} has no {req.service} service endpoint",
+                            subnet.id,
+                        )
+                    )
+        return found
+
+
+def _named(nsg: NetworkSecurityGroup, name: str) -> SecurityRule | None:
+    return next((r for r in nsg.security_rules if r.name.lower() == name.lower()), None)
+
+
+def _to_internet() -> Flows:
+    return Flows(Protocol.ANY, (AnyAddress(),), (_INTERNET,))
