@@ -1,0 +1,87 @@
+// The event subscription that feeds on_nsg_change: only successful writes and
+// deletes, only of the resources that decide whether the lockdown holds (NSGs,
+// their rules, subnets and the VNets that carry them, NICs). Everything else in
+// the subscription never wakes the Function.
+param topicName string
+param name string
+param functionResourceId string
+param deadLetterStorageAccountId string
+param deadLetterContainerName string
+param maxDeliveryAttempts int = 30
+param eventTimeToLiveInMinutes int = 1440
+
+// data.operationName values. A VNet PUT can change a subnet's NSG association
+// without a subnets/write event, hence virtualNetworks/write. Event Grid
+// compares strings case-insensitively.
+var operationNames = [
+  'Microsoft.Network/networkSecurityGroups/write'
+  'Microsoft.Network/networkSecurityGroups/delete'
+  'Microsoft.Network/networkSecurityGroups/securityRules/write'
+  'Microsoft.Network/networkSecurityGroups/securityRules/delete'
+  'Microsoft.Network/virtualNetworks/write'
+  'Microsoft.Network/virtualNetworks/subnets/write'
+  'Microsoft.Network/virtualNetworks/subnets/delete'
+  'Microsoft.Network/networkInterfaces/write'
+  'Microsoft.Network/networkInterfaces/delete'
+]
+
+resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
+  name: topicName
+}
+
+resource subscription_ 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = {
+  parent: topic
+  name: name
+  properties: {
+    eventDeliverySchema: 'EventGridSchema'
+    destination: {
+      endpointType: 'AzureFunction'
+      properties: {
+        resourceId: functionResourceId
+        // One event per invocation: each is reconciled on its own, and a
+        // failure retries only that event.
+        maxEventsPerBatch: 1
+        preferredBatchSizeInKilobytes: 64
+      }
+    }
+    filter: {
+      includedEventTypes: [
+        'Microsoft.Resources.ResourceWriteSuccess'
+        'Microsoft.Resources.ResourceDeleteSuccess'
+      ]
+      advancedFilters: [
+        {
+          operatorType: 'StringIn'
+          key: 'data.operationName'
+          values: operationNames
+        }
+        {
+          operatorType: 'StringBeginsWith'
+          key: 'data.resourceProvider'
+          values: [
+            'Microsoft.Network'
+          ]
+        }
+      ]
+    }
+    retryPolicy: {
+      maxDeliveryAttempts: maxDeliveryAttempts
+      eventTimeToLiveInMinutes: eventTimeToLiveInMinutes
+    }
+    deadLetterWithResourceIdentity: {
+      identity: {
+        type: 'SystemAssigned'
+      }
+      deadLetterDestination: {
+        endpointType: 'StorageBlob'
+        properties: {
+          resourceId: deadLetterStorageAccountId
+          blobContainerName: deadLetterContainerName
+        }
+      }
+    }
+  }
+}
+
+output name string = subscription_.name
+output operationNames array = operationNames
