@@ -1,0 +1,471 @@
+"""The ARM adapter: discovery and NSG writes through azure-mgmt-network.
+
+One class, :class:`ArmNetwork`, is both the :class:`~remediation.ports.NsgSource`
+and the :class:`~remediation.ports.NsgWriter`. It reads resources as the SDK's
+models, hands their REST form (``Model.as_dict()``) to :mod:`remediation.parse`
+and never interprets rules itself.
+
+Writes are one PUT of the whole NSG carrying ``If-Match`` with the etag that
+was read. The body is built from the raw resource that was read (so fields
+the model does not know, such as ``flushConnection``, and every user rule's
+exact text survive), with the plan's custom rule list in place of
+``securityRules``. ARM's API reference does not document If-Match for NSGs,
+so after the long-running operation ends the adapter also checks that no rule
+present in the read has gone, and reports any that did.
+
+Failures map onto the error hierarchy the triggers act on: 412 and 409
+AnotherOperationInProgress are :class:`ConflictError`; throttling, 5xx,
+failed long-running operations and lost connections, once azure-core's
+bounded retries are spent, are :class:`TransientError`; anything else ARM
+refuses is :class:`ArmRequestError` (not worth retrying as is).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.core.pipeline import PipelineResponse
+from azure.core.pipeline.policies import RetryPolicy
+from azure.core.polling.base_polling import OperationFailed
+from azure.identity import DefaultAzureCredential
+from azure.mgmt.network import NetworkManagementClient
+from azure.mgmt.network.models import NetworkSecurityGroup as NsgModel
+
+from remediation.errors import ConflictError, RemediationError, TransientError
+from remediation.model import (
+    Inventory,
+    NetworkInterface,
+    NetworkSecurityGroup,
+    VirtualNetwork,
+    resource_id_part,
+)
+from remediation.parse import parse_nic, parse_nsg, parse_vnet
+from remediation.plan import RemediationPlan
+from remediation.ports import WriteResult
+from remediation.scope import Scope, parse_scope
+from remediation.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: Read-only fields ARM returns that a PUT body must not echo back.
+_READ_ONLY_NSG = frozenset(
+    {
+        "etag",
+        "type",
+        "provisioningState",
+        "resourceGuid",
+        "defaultSecurityRules",
+        "subnets",
+        "networkInterfaces",
+        "flowLogs",
+    }
+)
+_READ_ONLY_RULE = frozenset({"etag", "type", "provisioningState"})
+_CONFLICT_CODES = frozenset({"anotheroperationinprogress", "conflict", "retryableerror"})
+_CORRELATION_HEADER = "x-ms-correlation-request-id"
+
+
+class ArmRequestError(RemediationError):
+    """ARM refused a request in a way retrying as is will not fix (400, 403, 404 ...)."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class ArmOptions:
+    """Client behaviour. The defaults suit Azure; tests shorten the waits.
+
+    ``retry_total`` bounds azure-core's retries of 408/429/5xx and lost
+    connections; ``max_retry_after`` is the longest ``Retry-After`` honoured
+    in-process (a longer one ends the call with TransientError so the caller,
+    e.g. Event Grid, retries later instead of holding a Function instance);
+    ``polling_interval`` is used when ARM sends no Retry-After while polling a
+    long-running operation; ``nic_list_threshold`` is how many NICs are fetched
+    one by one before listing the subscription's NICs is cheaper.
+    """
+
+    retry_total: int = 4
+    retry_backoff_factor: float = 0.8
+    retry_backoff_max: float = 30.0
+    max_retry_after: float = 60.0
+    polling_interval: float = 5.0
+    connection_timeout: float = 10.0
+    read_timeout: float = 60.0
+    nic_list_threshold: int = 25
+
+
+class BoundedRetryPolicy(RetryPolicy[Any, Any]):
+    """azure-core's retry policy, but a Retry-After longer than the cap is not slept through."""
+
+    def __init__(self, *, max_retry_after: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._max_retry_after = max_retry_after
+
+    def is_retry(self, settings: dict[str, Any], response: PipelineResponse[Any, Any]) -> bool:
+        retry_after = self.get_retry_after(response)
+        if retry_after is not None and retry_after > self._max_retry_after:
+            return False
+        return bool(super().is_retry(settings, response))
+
+
+def default_credential(settings: Settings) -> TokenCredential:
+    """``DefaultAzureCredential`` selecting the user-assigned identity by ``AZURE_CLIENT_ID``.
+
+    The interactive and developer-tool credentials stay off: a Function must
+    never wait on a browser, and locally the environment or managed-identity
+    endpoint (the emulator's) is what answers.
+    """
+    return DefaultAzureCredential(
+        managed_identity_client_id=settings.client_id or None,
+        exclude_interactive_browser_credential=True,
+        exclude_visual_studio_code_credential=True,
+        exclude_shared_token_cache_credential=True,
+        exclude_powershell_credential=True,
+        exclude_developer_cli_credential=True,
+    )
+
+
+def build_client(
+    settings: Settings,
+    *,
+    credential: TokenCredential | None = None,
+    options: ArmOptions | None = None,
+    subscription_id: str | None = None,
+    **client_kwargs: Any,
+) -> NetworkManagementClient:
+    """A NetworkManagementClient on ``ARM_ENDPOINT`` with the scope derived from it."""
+    options = options or ArmOptions()
+    sub = subscription_id or settings.subscription_id
+    if not sub:
+        raise ArmRequestError("AZURE_SUBSCRIPTION_ID is not set; the ARM client needs a subscription")
+    retry = BoundedRetryPolicy(
+        max_retry_after=options.max_retry_after,
+        retry_total=options.retry_total,
+        retry_backoff_factor=options.retry_backoff_factor,
+        retry_backoff_max=options.retry_backoff_max,
+    )
+    return NetworkManagementClient(
+        credential or default_credential(settings),
+        sub,
+        base_url=settings.arm_endpoint,
+        credential_scopes=[settings.arm_scope],
+        retry_policy=retry,
+        polling_interval=options.polling_interval,
+        connection_timeout=options.connection_timeout,
+        read_timeout=options.read_timeout,
+        **client_kwargs,
+    )
+
+
+class ArmNetwork:
+    """NsgSource and NsgWriter on one NetworkManagementClient.
+
+    Thread-safe: the only state kept between calls is the raw NSG last read
+    per id (the base of its PUT body), behind a lock; VNets and NICs are
+    cached for one :meth:`inventory` call only.
+    """
+
+    def __init__(self, client: NetworkManagementClient, settings: Settings, *, options: ArmOptions | None = None):
+        self._client = client
+        self._settings = settings
+        self._options = options or ArmOptions()
+        self._raw_nsgs: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        credential: TokenCredential | None = None,
+        options: ArmOptions | None = None,
+        **client_kwargs: Any,
+    ) -> ArmNetwork:
+        client = build_client(settings, credential=credential, options=options, **client_kwargs)
+        return cls(client, settings, options=options)
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ------------------------------------------------------------------ reads
+
+    def inventory(self, scope: str) -> Inventory:
+        """Tagged NSGs under ``scope``, plus the VNets (subnets) and NICs they reach.
+
+        Also included: the NSGs of those NICs and subnets that are not tagged
+        (they decide the end-to-end flows too). One pass: every VNet and NIC
+        is fetched once.
+        """
+        parsed = parse_scope(scope, subscription_id=self._settings.subscription_id)
+        nsgs_raw = self._list_nsgs(parsed)
+        tag = self._settings.lockdown_tag.lower()
+        managed = [raw for raw in nsgs_raw if any(str(k).lower() == tag for k in (raw.get("tags") or {}))]
+        if parsed.nsg_name:
+            managed = nsgs_raw  # an NSG named explicitly is reported on even untagged
+        nsgs = {n.key: n for n in (self._remember(raw) for raw in managed)}
+
+        vnet_ids: dict[str, str] = {}
+        nic_ids: dict[str, str] = {}
+        for nsg in nsgs.values():
+            for subnet_id in nsg.subnet_ids:
+                vnet_id = subnet_id[: subnet_id.lower().rfind("/subnets/")]
+                vnet_ids.setdefault(vnet_id.lower(), vnet_id)
+            for nic_id in nsg.nic_ids:
+                nic_ids.setdefault(nic_id.lower(), nic_id)
+
+        vnets: list[VirtualNetwork] = []
+        managed_subnets = {s.lower() for n in nsgs.values() for s in n.subnet_ids}
+        for vnet_id in vnet_ids.values():
+            vnet_raw = self._get_vnet_raw(vnet_id)
+            if vnet_raw is None:
+                continue
+            vnets.append(parse_vnet(vnet_raw, where=vnet_id))
+            # NICs in managed subnets: their own NSGs also decide the flows.
+            for subnet in (vnet_raw.get("properties") or {}).get("subnets") or []:
+                if str(subnet.get("id", "")).lower() not in managed_subnets:
+                    continue
+                for config in (subnet.get("properties") or {}).get("ipConfigurations") or []:
+                    config_nic = _nic_of_ip_configuration(str(config.get("id", "")))
+                    if config_nic:
+                        nic_ids.setdefault(config_nic.lower(), config_nic)
+
+        nics = self._get_nics(nic_ids)
+        extra_nsg_ids = {n.nsg_id.lower(): n.nsg_id for n in nics if n.nsg_id and n.nsg_id.lower() not in nsgs}
+        for vnet in vnets:
+            for subnet in vnet.subnets:
+                if subnet.nsg_id and subnet.nsg_id.lower() not in nsgs:
+                    extra_nsg_ids.setdefault(subnet.nsg_id.lower(), subnet.nsg_id)
+        all_by_id = {str(raw.get("id", "")).lower(): raw for raw in nsgs_raw}
+        for key, nsg_id in extra_nsg_ids.items():
+            raw = all_by_id.get(key) or self._get_nsg_raw(nsg_id, missing_ok=True)
+            if raw is not None:
+                nsgs[key] = self._remember(raw)
+        return Inventory(nsgs=tuple(nsgs.values()), vnets=tuple(vnets), nics=tuple(nics))
+
+    def get_nsg(self, nsg_id: str) -> NetworkSecurityGroup:
+        raw = self._get_nsg_raw(nsg_id, missing_ok=False)
+        assert raw is not None  # missing_ok=False raises instead
+        return self._remember(raw)
+
+    def _list_nsgs(self, scope: Scope) -> list[dict[str, Any]]:
+        ops = self._client.network_security_groups
+        if scope.nsg_name and scope.resource_group:
+            one = self._get_nsg_raw(scope.id, missing_ok=True)
+            return [one] if one is not None else []
+        if scope.resource_group:
+            rg = scope.resource_group
+            return self._call(f"list NSGs in {rg}", lambda: [m.as_dict() for m in ops.list(rg)])
+        return self._call("list NSGs", lambda: [m.as_dict() for m in ops.list_all()])
+
+    def _get_nsg_raw(self, nsg_id: str, *, missing_ok: bool) -> dict[str, Any] | None:
+        rg, name = _rg_and_name(nsg_id, "networkSecurityGroups")
+        return self._get(
+            f"get NSG {nsg_id}",
+            lambda: self._client.network_security_groups.get(rg, name).as_dict(),
+            missing_ok=missing_ok,
+        )
+
+    def _get_vnet_raw(self, vnet_id: str) -> dict[str, Any] | None:
+        rg, name = _rg_and_name(vnet_id, "virtualNetworks")
+        return self._get(
+            f"get VNet {vnet_id}", lambda: self._client.virtual_networks.get(rg, name).as_dict(), missing_ok=True
+        )
+
+    def _get_nic_raw(self, nic_id: str) -> dict[str, Any] | None:
+        rg, name = _rg_and_name(nic_id, "networkInterfaces")
+        return self._get(
+            f"get NIC {nic_id}", lambda: self._client.network_interfaces.get(rg, name).as_dict(), missing_ok=True
+        )
+
+    def _get_nics(self, nic_ids: Mapping[str, str]) -> list[NetworkInterface]:
+        if not nic_ids:
+            return []
+        raws: list[dict[str, Any]]
+        if len(nic_ids) > self._options.nic_list_threshold:
+            listed = self._call("list NICs", lambda: [m.as_dict() for m in self._client.network_interfaces.list_all()])
+            raws = [r for r in listed if str(r.get("id", "")).lower() in nic_ids]
+        else:
+            fetched = (self._get_nic_raw(nic_id) for nic_id in nic_ids.values())
+            raws = [raw for raw in fetched if raw is not None]
+        return [parse_nic(raw, where=str(raw.get("id", "NIC"))) for raw in raws]
+
+    def _remember(self, raw: dict[str, Any]) -> NetworkSecurityGroup:
+        nsg = parse_nsg(raw, where=str(raw.get("id", "NSG")))
+        with self._lock:
+            self._raw_nsgs[nsg.key] = raw
+        return nsg
+
+    # ------------------------------------------------------------------ writes
+
+    def apply(self, nsg: NetworkSecurityGroup, plan: RemediationPlan) -> WriteResult:
+        """One PUT of the whole NSG with If-Match, followed to its end, then the lost-rule check."""
+        if not self._settings.enforce:
+            return WriteResult(nsg_id=nsg.id, written=False, error="REMEDIATION_MODE is audit: nothing written")
+        if plan.is_empty:
+            return WriteResult(nsg_id=nsg.id, written=False)
+        if not nsg.etag:
+            raise ArmRequestError(f"NSG {nsg.id} was read without an etag; refusing an unconditional write")
+        body = self._put_body(nsg, plan)
+        rg, name = _rg_and_name(nsg.id, "networkSecurityGroups")
+        correlation: list[str] = []
+
+        def hook(response: PipelineResponse[Any, Any]) -> None:
+            value = response.http_response.headers.get(_CORRELATION_HEADER)
+            if value and value not in correlation:
+                correlation.append(value)
+
+        def write() -> dict[str, Any]:
+            poller = self._client.network_security_groups.begin_create_or_update(
+                rg,
+                name,
+                NsgModel(body),
+                headers={"If-Match": nsg.etag},
+                raw_response_hook=hook,
+                polling_interval=self._options.polling_interval,
+            )
+            result: dict[str, Any] = poller.result().as_dict()
+            return result
+
+        try:
+            after_raw = self._call(f"write NSG {nsg.id}", write)
+        finally:
+            log.info("PUT %s (If-Match %s): correlation ids %s", nsg.id, nsg.etag, ", ".join(correlation) or "<none>")
+        after = self._remember(after_raw)
+        before_names = {r.name.lower(): r.name for r in nsg.security_rules}
+        after_names = {r.name.lower() for r in after.security_rules}
+        lost = tuple(name for key, name in before_names.items() if key not in after_names)
+        if lost:
+            log.error("NSG %s lost rules %s in the write (correlation %s)", nsg.id, lost, correlation)
+        return WriteResult(
+            nsg_id=nsg.id,
+            written=True,
+            correlation_id=correlation[0] if correlation else None,
+            lost_rules=lost,
+            after=after,
+        )
+
+    def _put_body(self, nsg: NetworkSecurityGroup, plan: RemediationPlan) -> dict[str, Any]:
+        """The read resource minus read-only fields, with the plan's custom rules."""
+        with self._lock:
+            raw = self._raw_nsgs.get(nsg.key)
+        if raw is None or raw.get("etag") != nsg.etag:
+            raw = {"location": nsg.location, "tags": dict(nsg.tags), "properties": {}}
+        props = {k: v for k, v in (raw.get("properties") or {}).items() if k not in _READ_ONLY_NSG}
+        raw_rules = {
+            str(r.get("name", "")).lower(): r for r in (raw.get("properties") or {}).get("securityRules") or []
+        }
+        rewritten = {r.name.lower() for r in plan.added + plan.replaced}
+        rules: list[dict[str, Any]] = []
+        for rule in plan.security_rules:
+            original = raw_rules.get(rule.name.lower())
+            if original is not None and rule.name.lower() not in rewritten:
+                rules.append(_writable_rule(original))  # a user rule, exactly as read
+            else:
+                rules.append(rule.to_arm())
+        props["securityRules"] = rules
+        body: dict[str, Any] = {k: v for k, v in raw.items() if k not in _READ_ONLY_NSG and k != "properties"}
+        body["location"] = raw.get("location") or nsg.location
+        body["tags"] = raw.get("tags") if raw.get("tags") is not None else dict(nsg.tags)
+        body["properties"] = props
+        return body
+
+    # ------------------------------------------------------------------ errors
+
+    def _get(self, what: str, fn: Callable[[], _T], *, missing_ok: bool) -> _T | None:
+        try:
+            return self._call(what, fn)
+        except ArmRequestError as exc:
+            if missing_ok and exc.status == 404:
+                return None
+            raise
+
+    def _call(self, what: str, fn: Callable[[], _T]) -> _T:
+        try:
+            return fn()
+        except ResourceNotFoundError as exc:
+            raise ArmRequestError(f"{what}: not found ({_code(exc)})", status=404, code=_code(exc)) from exc
+        except ClientAuthenticationError as exc:
+            raise ArmRequestError(f"{what}: authentication failed: {exc.message}", status=401) from exc
+        except HttpResponseError as exc:
+            raise _map_http_error(what, exc) from exc
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise TransientError(f"{what}: connection to ARM failed after retries: {exc.message}") from exc
+        except AzureError as exc:
+            raise TransientError(f"{what}: {exc.message}") from exc
+
+
+def _map_http_error(what: str, exc: HttpResponseError) -> RemediationError:
+    status = exc.status_code
+    code = _code(exc)
+    detail = f"{what}: HTTP {status} {code or ''} {_message(exc)}".strip()
+    if isinstance(exc.__cause__, OperationFailed):
+        return TransientError(f"{what}: the long-running operation failed: {_message(exc)}")
+    if status == 412:
+        return ConflictError(f"{what}: the NSG changed since it was read (412 precondition failed)")
+    if status == 409 and (code or "").lower() in _CONFLICT_CODES:
+        return ConflictError(f"{what}: {code}: {_message(exc)}")
+    if status in (408, 429) or (status is not None and status >= 500):
+        error = TransientError(detail)
+        headers = getattr(exc.response, "headers", None) or {}
+        retry_after = headers.get("Retry-After")
+        if retry_after:
+            error.retry_after = retry_after  # type: ignore[attr-defined]
+        return error
+    return ArmRequestError(detail, status=status, code=code)
+
+
+def _code(exc: HttpResponseError) -> str | None:
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None)
+    return str(code) if code else None
+
+
+def _message(exc: HttpResponseError) -> str:
+    """ARM's error message (first line), else the HTTP reason."""
+    error = getattr(exc, "error", None)
+    text = str(getattr(error, "message", None) or exc.reason or exc.message or "")
+    return text.splitlines()[0] if text else ""
+
+
+def _writable_rule(raw: Mapping[str, Any]) -> dict[str, Any]:
+    props = {k: v for k, v in (raw.get("properties") or {}).items() if k not in _READ_ONLY_RULE}
+    body = {k: v for k, v in raw.items() if k not in _READ_ONLY_RULE and k != "properties"}
+    body["properties"] = props
+    return body
+
+
+def _rg_and_name(resource_id: str, kind: str) -> tuple[str, str]:
+    rg = resource_id_part(resource_id, "resourceGroups")
+    name = resource_id_part(resource_id, kind)
+    if not rg or not name:
+        raise ArmRequestError(f"{resource_id!r} is not a {kind} resource id")
+    return rg, name
+
+
+def _nic_of_ip_configuration(config_id: str) -> str | None:
+    """``.../networkInterfaces/<nic>/ipConfigurations/<c>`` -> the NIC id (VMSS and LB configs give None)."""
+    lowered = config_id.lower()
+    marker = "/providers/microsoft.network/networkinterfaces/"
+    start = lowered.find(marker)
+    if start < 0:
+        return None
+    end = lowered.find("/", start + len(marker))
+    return config_id[:end] if end > 0 else config_id

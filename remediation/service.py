@@ -1,0 +1,491 @@
+"""Reconcile: discover -> assess -> apply -> verify -> record -> alert.
+
+Knows the protocols of :mod:`remediation.ports`, never an adapter. The rules
+it keeps:
+
+- zero writes for a compliant NSG; one write per drifted NSG, unless the NSG
+  changed under us (ConflictError) or the write failed transiently: then the
+  NSG is re-read, re-assessed and re-planned, a bounded number of times;
+- audit mode and dry runs never write;
+- one failing NSG does not stop the others: its error goes in the report;
+- an event is never trusted as state: it only says what to re-read. Own
+  writes and duplicates are dropped before any ARM call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from remediation.assess import Assessment, assess
+from remediation.azure.eventgrid import ResourceEvent, affected_ids, caller, is_own_write, is_relevant
+from remediation.baseline import Baseline, roles_of
+from remediation.errors import ConflictError, TransientError
+from remediation.findings import Finding
+from remediation.model import Inventory, NetworkSecurityGroup
+from remediation.plan import RemediationPlan
+from remediation.ports import AuditRecord, NsgSource, NsgWriter, StateStore, WriteResult
+from remediation.scope import Scope, parse_scope
+from remediation.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_ATTEMPTS = 4
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """Rules one write put back, and the findings it fixed (what the alert policy needs)."""
+
+    nsg_id: str
+    rules: tuple[str, ...]
+    fixed: tuple[Finding, ...]
+    actor: str | None = None
+
+
+class Notifier(Protocol):
+    """Turns one reconcile's outcome into operator alerts (``remediation.alerts`` implements it).
+
+    ``findings`` are what is still wrong after remediation; ``scopes`` the
+    resource-id prefixes this reconcile covered (so nothing outside them is
+    "resolved"). Returns one line per alert sent, for the report.
+    """
+
+    def notify(
+        self,
+        findings: Sequence[Finding],
+        *,
+        restored: Sequence[Restored],
+        scopes: Sequence[str],
+        actor: str | None,
+        at: datetime,
+    ) -> Sequence[str]: ...
+
+
+@dataclass(slots=True)
+class NsgOutcome:
+    """What happened to one NSG in one reconcile."""
+
+    nsg_id: str
+    findings: list[Finding] = field(default_factory=list)
+    plan: RemediationPlan | None = None
+    written: WriteResult | None = None
+    attempts: int = 0
+    remaining: list[Finding] = field(default_factory=list)
+    skipped: str | None = None
+    error: str | None = None
+    transient: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "nsg": self.nsg_id,
+            "findings": len(self.findings),
+            "written": bool(self.written and self.written.written),
+            "attempts": self.attempts,
+        }
+        if self.plan is not None and not self.plan.is_empty:
+            body["added"] = [r.name for r in self.plan.added]
+            body["replaced"] = [r.name for r in self.plan.replaced]
+        if self.written is not None and self.written.correlation_id:
+            body["correlationId"] = self.written.correlation_id
+        if self.written is not None and self.written.lost_rules:
+            body["lostRules"] = list(self.written.lost_rules)
+        if self.remaining:
+            body["remaining"] = [f.to_json() for f in self.remaining]
+        if self.skipped:
+            body["skipped"] = self.skipped
+        if self.error:
+            body["error"] = self.error
+        return body
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    scope: str
+    trigger: str
+    mode: str
+    dry_run: bool
+    started: datetime
+    finished: datetime | None = None
+    event_id: str | None = None
+    actor: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    nsgs: list[NsgOutcome] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+
+    @property
+    def plans(self) -> list[RemediationPlan]:
+        return [o.plan for o in self.nsgs if o.plan is not None and not o.plan.is_empty]
+
+    @property
+    def written(self) -> list[WriteResult]:
+        return [o.written for o in self.nsgs if o.written is not None and o.written.written]
+
+    @property
+    def remaining(self) -> list[Finding]:
+        """Findings still true after this run (all findings when nothing was written)."""
+        return [f for o in self.nsgs for f in o.remaining] + self._unattached()
+
+    @property
+    def transient_failure(self) -> bool:
+        return any(o.transient for o in self.nsgs)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not any(o.error for o in self.nsgs)
+
+    def _unattached(self) -> list[Finding]:
+        known = {o.nsg_id.lower() for o in self.nsgs}
+        return [f for f in self.findings if f.nsg.lower() not in known]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope,
+            "trigger": self.trigger,
+            "mode": self.mode,
+            "dryRun": self.dry_run,
+            "eventId": self.event_id,
+            "actor": self.actor,
+            "started": self.started.isoformat(),
+            "finished": self.finished.isoformat() if self.finished else None,
+            "findings": [f.to_json() for f in self.findings],
+            "plans": [p.to_json() for p in self.plans],
+            "written": [
+                {
+                    "nsg": w.nsg_id,
+                    "attempts": w.attempts,
+                    "correlationId": w.correlation_id,
+                    "lostRules": list(w.lost_rules),
+                }
+                for w in self.written
+            ],
+            "remaining": [f.to_json() for f in self.remaining],
+            "errors": self.errors + [f"{o.nsg_id}: {o.error}" for o in self.nsgs if o.error],
+            "alerts": list(self.alerts),
+            "nsgs": [o.to_json() for o in self.nsgs],
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The compact form the status endpoint keeps."""
+        return {
+            "scope": self.scope,
+            "trigger": self.trigger,
+            "mode": self.mode,
+            "started": self.started.isoformat(),
+            "finished": self.finished.isoformat() if self.finished else None,
+            "nsgs": len(self.nsgs),
+            "findings": len(self.findings),
+            "written": [w.nsg_id for w in self.written],
+            "remaining": len(self.remaining),
+            "errors": self.to_json()["errors"],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    """What the handler did with one event: ``handled`` with a report, or ``ignored`` and why."""
+
+    event_id: str
+    status: str
+    reason: str = ""
+    report: ReconcileReport | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"eventId": self.event_id, "status": self.status}
+        if self.reason:
+            body["reason"] = self.reason
+        if self.report is not None:
+            body["report"] = self.report.to_json()
+        return body
+
+
+def reconcile(
+    scope: str | None,
+    *,
+    source: NsgSource,
+    writer: NsgWriter,
+    baseline: Baseline,
+    settings: Settings,
+    trigger: str,
+    event_id: str | None = None,
+    actor: str | None = None,
+    dry_run: bool = False,
+    alerts: Notifier | None = None,
+    state: StateStore | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    affected: Collection[str] | None = None,
+    tags: Any = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> ReconcileReport:
+    """Reconcile every managed NSG in ``scope`` (a subscription, resource group or NSG id).
+
+    Raises InputError / ScopeError for a bad scope before any ARM call, and
+    TransientError when discovery itself fails (nothing could be judged).
+    ``affected`` (resource ids from an event) narrows the NSGs acted on to
+    those ids and the NSGs attached to them; discovery still covers the
+    subscription so node-to-CycleCloud flows are judged end to end.
+    """
+    parsed = parse_scope(scope, subscription_id=settings.subscription_id)
+    report = ReconcileReport(
+        scope=parsed.id,
+        trigger=trigger,
+        mode=settings.mode.value,
+        dry_run=dry_run,
+        started=clock(),
+        event_id=event_id,
+        actor=actor,
+    )
+    inventory = source.inventory(f"/subscriptions/{parsed.subscription_id}")
+    assessment = assess(inventory, baseline, tags=tags)
+    targets = _targets(inventory, parsed, baseline, affected)
+    target_keys = {n.key for n in targets}
+    report.findings = [f for f in assessment.findings if _finding_in(f, target_keys, parsed, affected)]
+    plans = {p.nsg_id.lower(): p for p in assessment.plans}
+    restored: list[Restored] = []
+
+    for nsg in targets:
+        outcome = NsgOutcome(nsg_id=nsg.id)
+        report.nsgs.append(outcome)
+        outcome.findings = [f for f in report.findings if f.nsg.lower() == nsg.key]
+        outcome.plan = plans.get(nsg.key)
+        outcome.remaining = list(outcome.findings)
+        if outcome.plan is None or outcome.plan.is_empty:
+            continue
+        if not settings.enforce:
+            outcome.skipped = "audit mode: not written"
+            continue
+        if dry_run:
+            outcome.skipped = "dry run: not written"
+            continue
+        try:
+            _apply(outcome, nsg, inventory, source, writer, baseline, tags, max_attempts)
+        except Exception as exc:  # one NSG's failure must not stop the others
+            log.exception("reconcile of %s failed", nsg.id)
+            outcome.error = f"{type(exc).__name__}: {exc}"
+            outcome.transient = isinstance(exc, TransientError)
+            continue
+        written = outcome.written
+        if written is not None and written.written:
+            fixed = tuple(
+                f for f in outcome.findings if f.fingerprint not in {r.fingerprint for r in outcome.remaining}
+            )
+            added = outcome.plan.added if outcome.plan is not None else ()
+            restored.append(Restored(nsg.id, tuple(r.name for r in added), fixed, actor=actor))
+            _record_audit(state, report, nsg, written, clock)
+
+    report.finished = clock()
+    if alerts is not None:
+        try:
+            report.alerts = list(
+                alerts.notify(
+                    report.remaining,
+                    restored=restored,
+                    scopes=_alert_scopes(parsed, targets, affected),
+                    actor=actor,
+                    at=report.finished,
+                )
+            )
+        except Exception as exc:  # alert delivery problems are reported, never fatal
+            log.exception("alerting failed")
+            report.errors.append(f"alerts: {type(exc).__name__}: {exc}")
+    if state is not None and trigger == "sweep":
+        try:
+            state.save_status({"lastSweep": report.summary()})
+        except Exception as exc:
+            log.exception("saving the sweep status failed")
+            report.errors.append(f"status: {type(exc).__name__}: {exc}")
+    return report
+
+
+def handle_event(
+    event: ResourceEvent,
+    *,
+    source: NsgSource,
+    writer: NsgWriter,
+    baseline: Baseline,
+    settings: Settings,
+    alerts: Notifier | None = None,
+    state: StateStore | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    tags: Any = None,
+) -> EventOutcome:
+    """Reconcile what one Event Grid event touched; never trust its body.
+
+    Raises TransientError when an affected NSG could not be reconciled for a
+    transient reason, so the trigger lets Event Grid redeliver.
+    """
+    if not is_relevant(event):
+        return EventOutcome(event.id, "ignored", "not a network security change")
+    if is_own_write(event, settings):
+        return EventOutcome(event.id, "ignored", "own write")
+    if state is not None and state.seen_event(event.id):
+        return EventOutcome(event.id, "ignored", "duplicate delivery")
+    try:
+        report = reconcile(
+            f"/subscriptions/{settings.subscription_id}",
+            source=source,
+            writer=writer,
+            baseline=baseline,
+            settings=settings,
+            trigger="event",
+            event_id=event.id,
+            actor=caller(event).describe(),
+            alerts=alerts,
+            state=state,
+            clock=clock,
+            affected=affected_ids(event),
+            tags=tags,
+        )
+        if report.transient_failure:
+            failed = ", ".join(o.nsg_id for o in report.nsgs if o.transient)
+            raise TransientError(f"event {event.id}: transient failure reconciling {failed}")
+    except TransientError:
+        _forget(state, event.id)  # let Event Grid's redelivery through the duplicate check
+        raise
+    return EventOutcome(event.id, "handled", report=report)
+
+
+def _apply(
+    outcome: NsgOutcome,
+    nsg: NetworkSecurityGroup,
+    inventory: Inventory,
+    source: NsgSource,
+    writer: NsgWriter,
+    baseline: Baseline,
+    tags: Any,
+    max_attempts: int,
+) -> None:
+    """Write the plan; on conflict or a transient failure re-read, re-plan and retry (bounded)."""
+    current, plan = nsg, outcome.plan
+    assert plan is not None
+    for attempt in range(1, max_attempts + 1):
+        outcome.attempts = attempt
+        try:
+            result = writer.apply(current, plan)
+        except (ConflictError, TransientError) as exc:
+            if attempt == max_attempts:
+                raise
+            log.warning("write to %s: %s; re-reading (attempt %d of %d)", nsg.id, exc, attempt, max_attempts)
+            current = source.get_nsg(nsg.id)
+            check = assess(_with_nsg(inventory, current), baseline, tags=tags)
+            plan = _plan_for(check, current) or plan
+            outcome.plan = plan
+            if plan.is_empty:  # someone else restored it meanwhile: converged without us
+                outcome.remaining = _findings_for(check, current)
+                return
+            continue
+        outcome.written = replace(result, attempts=attempt)
+        if result.lost_rules:
+            outcome.error = "rules lost in the write: " + ", ".join(result.lost_rules)
+        after = result.after
+        if after is not None:
+            check = assess(_with_nsg(inventory, after), baseline, tags=tags)
+            outcome.remaining = _findings_for(check, after)
+            left = [f for f in outcome.remaining if f.remediable]
+            if left and not outcome.error:
+                outcome.error = "still drifted after the write: " + ", ".join(f.requirement for f in left)
+        return
+
+
+def _targets(
+    inventory: Inventory, scope: Scope, baseline: Baseline, affected: Collection[str] | None
+) -> list[NetworkSecurityGroup]:
+    managed = [n for n in inventory.nsgs if scope.contains(n.id) and roles_of(n.tags, baseline.lockdown_tag)]
+    if affected is None:
+        return managed
+    keys = {a.lower().rstrip("/") for a in affected}
+
+    def touched(resource_id: str | None) -> bool:
+        if not resource_id:
+            return False
+        rid = resource_id.lower()
+        return rid in keys or any(rid.startswith(k + "/") for k in keys)
+
+    attached = {s.nsg_id.lower() for s in inventory.subnets if s.nsg_id and touched(s.id)}
+    attached |= {n.nsg_id.lower() for n in inventory.nics if n.nsg_id and touched(n.id)}
+    return [
+        n for n in managed if n.key in keys or n.key in attached or any(touched(i) for i in n.subnet_ids + n.nic_ids)
+    ]
+
+
+def _finding_in(finding: Finding, targets: set[str], scope: Scope, affected: Collection[str] | None) -> bool:
+    if finding.nsg.lower() in targets:
+        return True
+    if affected is not None:
+        keys = {a.lower() for a in affected}
+        return bool(finding.subnet and finding.subnet.lower() in keys) or finding.nsg.lower() in keys
+    return scope.contains(finding.nsg)
+
+
+def _alert_scopes(scope: Scope, targets: Sequence[NetworkSecurityGroup], affected: Collection[str] | None) -> list[str]:
+    if affected is None:
+        return [scope.id]
+    return [n.id for n in targets] + list(affected)
+
+
+def _with_nsg(inventory: Inventory, nsg: NetworkSecurityGroup) -> Inventory:
+    nsgs = tuple(nsg if n.key == nsg.key else n for n in inventory.nsgs)
+    return replace(inventory, nsgs=nsgs)
+
+
+def _plan_for(assessment: Assessment, nsg: NetworkSecurityGroup) -> RemediationPlan | None:
+    return next((p for p in assessment.plans if p.nsg_id.lower() == nsg.key), None)
+
+
+def _findings_for(assessment: Assessment, nsg: NetworkSecurityGroup) -> list[Finding]:
+    return [f for f in assessment.findings if f.nsg.lower() == nsg.key]
+
+
+def _record_audit(
+    state: StateStore | None,
+    report: ReconcileReport,
+    before: NetworkSecurityGroup,
+    written: WriteResult,
+    clock: Callable[[], datetime],
+) -> None:
+    if state is None:
+        return
+    after = written.after
+    record = AuditRecord(
+        at=clock(),
+        nsg_id=before.id,
+        trigger=report.trigger,
+        event_id=report.event_id,
+        actor=report.actor,
+        rules_before=[r.to_arm() for r in before.security_rules],
+        rules_after=[r.to_arm() for r in after.security_rules] if after is not None else [],
+        correlation_id=written.correlation_id,
+    )
+    try:
+        state.record_audit(record)
+    except Exception as exc:  # the write happened; a lost audit line is reported, not fatal
+        log.exception("recording the audit trail for %s failed", before.id)
+        report.errors.append(f"audit {before.id}: {type(exc).__name__}: {exc}")
+
+
+def _forget(state: StateStore | None, event_id: str) -> None:
+    forget = getattr(state, "forget_event", None)
+    if callable(forget):
+        try:
+            forget(event_id)
+        except Exception:
+            log.exception("could not forget event %s; its redelivery will be taken for a duplicate", event_id)
+
+
+__all__ = [
+    "EventOutcome",
+    "Notifier",
+    "NsgOutcome",
+    "ReconcileReport",
+    "Restored",
+    "handle_event",
+    "reconcile",
+]
