@@ -1,0 +1,601 @@
+"""Baseline YAML -> :class:`remediation.baseline.Baseline`, validated, options applied.
+
+Two passes: pydantic (``extra="forbid"``) checks the shape, then the
+meaning is checked with the same address, port and protocol rules
+:mod:`remediation.parse` applies to NSG JSON. Every problem is reported with
+the file, the line and the field path (``my.yaml:42: rules[3].priority``);
+lines come from the YAML node tree (``yaml.compose``), since the plain
+loader forgets them.
+
+:func:`parse_baseline_text` is pure; :func:`load_baseline` reads a file or the
+packaged default.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal, TypeAlias, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from remediation.baseline import (
+    Baseline,
+    FlowEndpoint,
+    FlowRequirement,
+    Role,
+    RuleRequirement,
+    ServiceEndpointRequirement,
+)
+from remediation.errors import BaselineError, InputError
+from remediation.model import (
+    MAX_CUSTOM_PRIORITY,
+    MIN_CUSTOM_PRIORITY,
+    Access,
+    Address,
+    AnyAddress,
+    Direction,
+    PortRange,
+    Prefix,
+    Protocol,
+    SecurityRule,
+)
+from remediation.parse import parse_address, parse_port_range, parse_protocol
+
+__all__ = ["DEFAULT_BASELINE", "load_baseline", "parse_baseline_text"]
+
+#: Where the shipped baseline lives (also what error messages call it).
+DEFAULT_BASELINE = "remediation/baselines/cyclecloud.yaml"
+
+# ARM's rule name rule: 1-80 of letters, digits, _ . -, starting with a letter or
+# digit and ending with a letter, digit or _.
+_RULE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
+_SERVICE_NAME = re.compile(r"^Microsoft\.[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*$")
+# Azure tag names may not contain these.
+_TAG_FORBIDDEN = set("<>%&\\?/")
+
+Path_: TypeAlias = tuple[str | int, ...]
+Ports: TypeAlias = int | str | list[int | str]
+Addresses: TypeAlias = str | list[str]
+
+
+# --------------------------------------------------------------------------- the shape (pydantic)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _RuleModel(_Strict):
+    name: str
+    description: str = ""
+    roles: list[str]
+    direction: str
+    access: str
+    priority: int = Field(strict=True)
+    protocol: str
+    source: Addresses = "*"
+    destination: Addresses
+    source_ports: Ports = "*"
+    destination_ports: Ports
+    replaced_by: Literal["https_proxy"] | None = None
+
+
+class _EndpointModel(_Strict):
+    role: str | None = None
+    addresses: list[str] | None = None
+
+
+class _FlowModel(_Strict):
+    name: str
+    description: str = ""
+    protocol: str
+    ports: Ports
+    source: _EndpointModel
+    destination: _EndpointModel
+    replaced_by: Literal["return_proxy"] | None = None
+
+
+class _ServiceEndpointModel(_Strict):
+    service: str
+    roles: list[str]
+
+
+class _ReturnProxyModel(_Strict):
+    enabled: bool = False
+    address: str | None = None
+    port: int = Field(default=22, strict=True)
+    flow_name: str = "return_proxy_ssh"
+
+
+class _HttpsProxyModel(_Strict):
+    enabled: bool = False
+    address: str | None = None
+    port: int | None = Field(default=None, strict=True)
+    rule_name: str = "AllowHttpsProxy"
+    priority: int = Field(default=100, strict=True)
+
+
+class _OptionsModel(_Strict):
+    return_proxy: _ReturnProxyModel = _ReturnProxyModel()
+    https_proxy: _HttpsProxyModel = _HttpsProxyModel()
+
+
+class _BaselineModel(_Strict):
+    version: Literal[1]
+    name: str
+    description: str = ""
+    lockdown_tag: str = "cyclecloud-lockdown"
+    rules: list[_RuleModel] = []
+    flows: list[_FlowModel] = []
+    service_endpoints: list[_ServiceEndpointModel] = []
+    options: _OptionsModel = _OptionsModel()
+
+
+# --------------------------------------------------------------------------- lines of YAML nodes
+
+
+class _Lines:
+    """Field path -> line number, from the composed YAML node tree."""
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        self._root = root
+
+    def locate(self, loc: Sequence[str | int]) -> tuple[str, int]:
+        """The field path (only the parts that exist in the file) and its line.
+
+        ``loc`` may hold parts the file does not (a missing field, pydantic's
+        union member names); the line is then the nearest existing parent's.
+        """
+        node = self._root
+        parts: list[str | int] = []
+        line = node.start_mark.line + 1 if node is not None else 1
+        for part in loc:
+            child = self._child(node, part)
+            if child is None:
+                if isinstance(part, str) and not _is_union_tag(part):
+                    parts.append(part)  # a missing field: name it, point at its parent
+                    break
+                continue
+            parts.append(part)
+            node = child
+            line = child.start_mark.line + 1
+        return _field_path(parts), line
+
+    @staticmethod
+    def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == part:
+                    found: yaml.Node = value
+                    return found
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            child: yaml.Node = node.value[part]
+            return child
+        return None
+
+    def duplicate_keys(self) -> Iterator[tuple[Path_, int]]:
+        """Keys given twice in one mapping (YAML would silently keep the last)."""
+        yield from self._duplicates(self._root, ())
+
+    def _duplicates(self, node: yaml.Node | None, path: Path_) -> Iterator[tuple[Path_, int]]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in node.value:
+                name = str(key.value)
+                if name in seen:
+                    yield (*path, name), key.start_mark.line + 1
+                seen.add(name)
+                yield from self._duplicates(value, (*path, name))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                yield from self._duplicates(item, (*path, i))
+
+
+def _is_union_tag(part: str) -> bool:
+    # pydantic names union members in error locations: "str", "list[str]", "int", ...
+    return part in {"str", "int", "bool", "none"} or "[" in part or part.startswith("literal")
+
+
+def _field_path(parts: Sequence[str | int]) -> str:
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text or "(top level)"
+
+
+# --------------------------------------------------------------------------- problems
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    line: int
+    field: str
+    message: str
+
+
+class _Problems:
+    def __init__(self, source: str, lines: _Lines) -> None:
+        self.source = source
+        self.lines = lines
+        self.found: list[_Problem] = []
+
+    def add(self, loc: Sequence[str | int], message: str) -> None:
+        field, line = self.lines.locate(loc)
+        self.found.append(_Problem(line, field, message))
+
+    def raise_if_any(self) -> None:
+        if not self.found:
+            return
+        unique: dict[tuple[int, str], list[str]] = {}
+        for problem in self.found:
+            messages = unique.setdefault((problem.line, problem.field), [])
+            if problem.message not in messages:
+                messages.append(problem.message)
+        ordered = sorted(unique.items())
+        (line, field), messages = ordered[0]
+        text = "; ".join(messages)
+        for (more_line, more_field), more in ordered[1:]:
+            text += f"\n{self.source}:{more_line}: {more_field}: {'; '.join(more)}"
+        raise BaselineError(text, where=f"{self.source}:{line}: {field}")
+
+
+_T = TypeVar("_T")
+
+
+def _checked(problems: _Problems, loc: Path_, parse: Callable[..., _T], value: object) -> _T | None:
+    """Run one of parse.py's helpers on ``value``; an InputError becomes a problem at ``loc``."""
+    try:
+        return parse(value, where="")
+    except InputError as exc:
+        problems.add(loc, str(exc))
+        return None
+
+
+# --------------------------------------------------------------------------- meaning
+
+
+def parse_baseline_text(text: str, *, source: str) -> Baseline:
+    """Validate a baseline YAML document and return the effective baseline (options applied)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        hint = ' (quote "*" in YAML: an unquoted * starts an alias)' if "alias" in str(exc) else ""
+        raise BaselineError(f"not valid YAML: {exc.problem or exc}{hint}", where=f"{source}:{line}") from None
+    except yaml.YAMLError as exc:
+        raise BaselineError(f"not valid YAML: {exc}", where=source) from None
+
+    problems = _Problems(source, _Lines(root))
+    for path, line in problems.lines.duplicate_keys():
+        problems.found.append(_Problem(line, _field_path(path), "key given twice"))
+    if not isinstance(data, dict):
+        problems.add((), "a baseline file is a YAML mapping (version, name, rules, ...)")
+        problems.raise_if_any()
+    problems.raise_if_any()
+
+    try:
+        model = _BaselineModel.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            problems.add(tuple(error["loc"]), _pydantic_message(error))
+        problems.raise_if_any()
+        raise  # pragma: no cover - every ValidationError has at least one error
+
+    return _Builder(model, problems).build(source)
+
+
+def _pydantic_message(error: object) -> str:
+    assert isinstance(error, dict)
+    kind = str(error.get("type", ""))
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling against the shipped cyclecloud.yaml)"
+    return str(error.get("msg", "invalid value"))
+
+
+class _Builder:
+    """The second pass: meaning, cross-field rules and options."""
+
+    def __init__(self, model: _BaselineModel, problems: _Problems) -> None:
+        self.model = model
+        self.problems = problems
+
+    def build(self, source: str) -> Baseline:
+        model = self.model
+        if not model.name.strip():
+            self.problems.add(("name",), "must not be empty")
+        self._check_tag_name(model.lockdown_tag)
+        rules = [self._rule(i, r) for i, r in enumerate(model.rules)]
+        flows = [self._flow(i, f) for i, f in enumerate(model.flows)]
+        endpoints = [self._endpoint(i, e) for i, e in enumerate(model.service_endpoints)]
+        self._check_unique_names()
+        self.problems.raise_if_any()
+
+        effective_rules = self._apply_https_proxy([r for r in rules if r is not None])
+        effective_flows = self._apply_return_proxy([f for f in flows if f is not None])
+        self._check_priorities(effective_rules)
+        self.problems.raise_if_any()
+        return Baseline(
+            name=model.name,
+            rules=tuple(effective_rules),
+            flows=tuple(effective_flows),
+            service_endpoints=tuple(e for e in endpoints if e is not None),
+            lockdown_tag=model.lockdown_tag,
+            source=source,
+        )
+
+    # ----------------------------------------------------------------- fields
+
+    def _check_tag_name(self, tag: str) -> None:
+        if not tag.strip():
+            self.problems.add(("lockdown_tag",), "must not be empty")
+        elif _TAG_FORBIDDEN & set(tag) or len(tag) > 512:
+            self.problems.add(("lockdown_tag",), f"{tag!r} is not a valid Azure tag name (no < > % & \\ ? /)")
+
+    def _roles(self, loc: Path_, names: list[str]) -> frozenset[Role]:
+        if not names:
+            self.problems.add(loc, "name at least one role")
+        roles: set[Role] = set()
+        for i, name in enumerate(names):
+            try:
+                roles.add(Role(name.strip().lower()))
+            except ValueError:
+                valid = ", ".join(r.value for r in Role)
+                self.problems.add((*loc, i), f"unknown role {name!r} (valid: {valid})")
+        return frozenset(roles)
+
+    def _addresses(self, loc: Path_, value: Addresses) -> tuple[Address, ...]:
+        items = [value] if isinstance(value, str) else value
+        if not items:
+            self.problems.add(loc, "name at least one address")
+        found: list[Address] = []
+        for i, item in enumerate(items):
+            item_loc = loc if isinstance(value, str) else (*loc, i)
+            address = _checked(self.problems, item_loc, parse_address, item)
+            if address is not None:
+                found.append(address)
+        return tuple(found)
+
+    def _ports(self, loc: Path_, value: Ports) -> tuple[PortRange, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            self.problems.add(loc, "name at least one port")
+        found: list[PortRange] = []
+        for i, item in enumerate(items):
+            item_loc = (*loc, i) if isinstance(value, list) else loc
+            port = _checked(self.problems, item_loc, parse_port_range, item)
+            if port is not None:
+                found.append(port)
+        return tuple(found)
+
+    def _protocol(self, loc: Path_, value: str) -> Protocol | None:
+        return _checked(self.problems, loc, parse_protocol, value)
+
+    def _rule(self, index: int, rule: _RuleModel) -> RuleRequirement | None:
+        loc: Path_ = ("rules", index)
+        before = len(self.problems.found)
+        if not _RULE_NAME.match(rule.name):
+            self.problems.add(
+                (*loc, "name"), f"{rule.name!r} is not a valid NSG rule name (1-80 of letters, digits, _ . -)"
+            )
+        roles = self._roles((*loc, "roles"), rule.roles)
+        direction = _enum(self.problems, (*loc, "direction"), rule.direction, Direction)
+        access = _enum(self.problems, (*loc, "access"), rule.access, Access)
+        if not MIN_CUSTOM_PRIORITY <= rule.priority <= MAX_CUSTOM_PRIORITY:
+            self.problems.add(
+                (*loc, "priority"),
+                f"must be between {MIN_CUSTOM_PRIORITY} and {MAX_CUSTOM_PRIORITY}, not {rule.priority}",
+            )
+        protocol = self._protocol((*loc, "protocol"), rule.protocol)
+        sources = self._addresses((*loc, "source"), rule.source)
+        destinations = self._addresses((*loc, "destination"), rule.destination)
+        source_ports = self._ports((*loc, "source_ports"), rule.source_ports)
+        destination_ports = self._ports((*loc, "destination_ports"), rule.destination_ports)
+        if len(self.problems.found) > before or direction is None or access is None or protocol is None:
+            return None
+        security_rule = SecurityRule(
+            name=rule.name,
+            priority=rule.priority,
+            direction=direction,
+            access=access,
+            protocol=protocol,
+            sources=sources,
+            destinations=destinations,
+            source_ports=source_ports,
+            destination_ports=destination_ports,
+            description=rule.description,
+        )
+        return RuleRequirement(rule=security_rule, roles=roles, description=rule.description)
+
+    def _flow_endpoint(self, loc: Path_, endpoint: _EndpointModel) -> FlowEndpoint | None:
+        if (endpoint.role is None) == (endpoint.addresses is None):
+            self.problems.add(loc, "give exactly one of 'role' or 'addresses'")
+            return None
+        if endpoint.role is not None:
+            roles = self._roles((*loc, "role"), [endpoint.role])
+            return FlowEndpoint(role=next(iter(roles))) if roles else None
+        assert endpoint.addresses is not None
+        return FlowEndpoint(addresses=self._addresses((*loc, "addresses"), endpoint.addresses))
+
+    def _flow(self, index: int, flow: _FlowModel) -> FlowRequirement | None:
+        loc: Path_ = ("flows", index)
+        before = len(self.problems.found)
+        if not flow.name.strip():
+            self.problems.add((*loc, "name"), "must not be empty")
+        protocol = self._protocol((*loc, "protocol"), flow.protocol)
+        ports = self._ports((*loc, "ports"), flow.ports)
+        source = self._flow_endpoint((*loc, "source"), flow.source)
+        destination = self._flow_endpoint((*loc, "destination"), flow.destination)
+        if len(self.problems.found) > before or protocol is None or source is None or destination is None:
+            return None
+        return FlowRequirement(
+            name=flow.name,
+            protocol=protocol,
+            ports=ports,
+            source=source,
+            destination=destination,
+            description=flow.description,
+        )
+
+    def _endpoint(self, index: int, endpoint: _ServiceEndpointModel) -> ServiceEndpointRequirement | None:
+        loc: Path_ = ("service_endpoints", index)
+        if not _SERVICE_NAME.match(endpoint.service):
+            self.problems.add(
+                (*loc, "service"), f"{endpoint.service!r} is not a service name such as Microsoft.Storage"
+            )
+        roles = self._roles((*loc, "roles"), endpoint.roles)
+        return ServiceEndpointRequirement(service=endpoint.service, roles=roles)
+
+    # ----------------------------------------------------------------- across fields
+
+    def _check_unique_names(self) -> None:
+        for section, names in (
+            ("rules", [r.name for r in self.model.rules]),
+            ("flows", [f.name for f in self.model.flows]),
+        ):
+            seen: dict[str, int] = {}
+            for i, name in enumerate(names):
+                first = seen.setdefault(name.lower(), i)
+                if first != i:
+                    self.problems.add((section, i, "name"), f"name {name!r} is already used by {section}[{first}]")
+
+    def _check_priorities(self, rules: list[RuleRequirement]) -> None:
+        """Two rules may not share a priority in one direction (ARM refuses: SecurityRuleConflict)."""
+        seen: dict[tuple[Direction, int], str] = {}
+        for requirement in rules:
+            rule = requirement.rule
+            other = seen.setdefault((rule.direction, rule.priority), rule.name)
+            if other != rule.name:
+                self.problems.add(
+                    self._loc_of_rule(rule.name, "priority"),
+                    f"priority {rule.priority} is already used by {other!r} ({rule.direction.value.lower()})",
+                )
+
+    def _loc_of_rule(self, name: str, field: str) -> Path_:
+        for i, rule in enumerate(self.model.rules):
+            if rule.name == name:
+                return ("rules", i, field)
+        return ("options", "https_proxy", field)
+
+    def _proxy_address(self, loc: Path_, value: str | None) -> Address | None:
+        if value is None or not value.strip():
+            self.problems.add(loc, "required when the option is enabled")
+            return None
+        address = _checked(self.problems, loc, parse_address, value)
+        if address is not None and not isinstance(address, Prefix):
+            self.problems.add(loc, f"must be an IP address or CIDR, not {value!r}")
+            return None
+        if isinstance(address, Prefix) and address.network.prefixlen == 0:
+            self.problems.add(loc, f"{value!r} is every address; name the proxy's address")
+            return None
+        return address
+
+    def _apply_https_proxy(self, rules: list[RuleRequirement]) -> list[RuleRequirement]:
+        option = self.model.options.https_proxy
+        if not option.enabled:
+            return rules
+        loc: Path_ = ("options", "https_proxy")
+        address = self._proxy_address((*loc, "address"), option.address)
+        port: PortRange | None = None
+        if option.port is None:
+            self.problems.add((*loc, "port"), "required when the option is enabled")
+        else:
+            port = _checked(self.problems, (*loc, "port"), parse_port_range, option.port)
+            if port is not None and (port.is_any or port.low == 0):
+                self.problems.add((*loc, "port"), f"must be the proxy's port (1-65535), not {option.port}")
+        if not _RULE_NAME.match(option.rule_name):
+            self.problems.add((*loc, "rule_name"), f"{option.rule_name!r} is not a valid NSG rule name")
+        if not MIN_CUSTOM_PRIORITY <= option.priority <= MAX_CUSTOM_PRIORITY:
+            self.problems.add(
+                (*loc, "priority"),
+                f"must be between {MIN_CUSTOM_PRIORITY} and {MAX_CUSTOM_PRIORITY}, not {option.priority}",
+            )
+        replaced = {m.name for m in self.model.rules if m.replaced_by == "https_proxy"}
+        kept = [r for r in rules if r.name not in replaced]
+        if any(r.name.lower() == option.rule_name.lower() for r in kept):
+            self.problems.add((*loc, "rule_name"), f"a rule named {option.rule_name!r} already exists")
+        self.problems.raise_if_any()
+        assert address is not None
+        assert port is not None
+        roles = frozenset(role for r in rules if r.name in replaced for role in r.roles) or frozenset({Role.CYCLECLOUD})
+        description = f"HTTPS proxy {address.to_arm()}:{port.to_arm()} instead of service-tag rules"
+        proxy_rule = SecurityRule(
+            name=option.rule_name,
+            priority=option.priority,
+            direction=Direction.OUTBOUND,
+            access=Access.ALLOW,
+            protocol=Protocol.TCP,
+            sources=(AnyAddress(),),
+            destinations=(address,),
+            destination_ports=(port,),
+            description=description,
+        )
+        return [*kept, RuleRequirement(rule=proxy_rule, roles=roles, description=description)]
+
+    def _apply_return_proxy(self, flows: list[FlowRequirement]) -> list[FlowRequirement]:
+        option = self.model.options.return_proxy
+        if not option.enabled:
+            return flows
+        loc: Path_ = ("options", "return_proxy")
+        address = self._proxy_address((*loc, "address"), option.address)
+        port = _checked(self.problems, (*loc, "port"), parse_port_range, option.port)
+        if port is not None and (port.is_any or port.low == 0):
+            self.problems.add((*loc, "port"), f"must be the ReturnProxy's SSH port (1-65535), not {option.port}")
+        replaced = {m.name for m in self.model.flows if m.replaced_by == "return_proxy"}
+        kept = [f for f in flows if f.name not in replaced]
+        if not option.flow_name.strip():
+            self.problems.add((*loc, "flow_name"), "must not be empty")
+        elif any(f.name.lower() == option.flow_name.lower() for f in kept):
+            self.problems.add((*loc, "flow_name"), f"a flow named {option.flow_name!r} already exists")
+        self.problems.raise_if_any()
+        assert address is not None
+        assert port is not None
+        ssh = FlowRequirement(
+            name=option.flow_name,
+            protocol=Protocol.TCP,
+            ports=(port,),
+            source=FlowEndpoint(role=Role.CYCLECLOUD),
+            destination=FlowEndpoint(addresses=(address,)),
+            description="CycleCloud reaches the ReturnProxy over SSH",
+        )
+        return [*kept, ssh]
+
+
+_E = TypeVar("_E", Direction, Access)
+
+
+def _enum(problems: _Problems, loc: Path_, value: str, enum: type[_E]) -> _E | None:
+    for member in enum:
+        if member.value.lower() == value.strip().lower():
+            return member
+    valid = ", ".join(m.value for m in enum)
+    problems.add(loc, f"invalid value {value!r} (valid: {valid})")
+    return None
+
+
+# --------------------------------------------------------------------------- files
+
+
+def load_baseline(path: str | None = None) -> Baseline:
+    """The baseline in ``path``, or the packaged default when ``path`` is None or empty."""
+    if not path:
+        text = (resources.files("remediation") / "baselines" / "cyclecloud.yaml").read_text(encoding="utf-8")
+        return parse_baseline_text(text, source=DEFAULT_BASELINE)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BaselineError(f"cannot read the baseline file: {exc.strerror or exc}", where=path) from None
+    except UnicodeDecodeError:
+        raise BaselineError("not a UTF-8 text file", where=path) from None
+    return parse_baseline_text(text, source=path)
