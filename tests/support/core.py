@@ -110,5 +110,7 @@ def cyclecloud_baseline() -> Baseline:
             FlowRequirement("amqp_5672", Protocol.TCP, ports("5672"), cluster, cyclecloud),
             FlowRequirement("https_9443", Protocol.TCP, ports("9443"), cluster, cyclecloud),
         ),
-        service_endpoints=(ServiceEndpointRequirement("Microsoft.Storage", frozenset({Role.CYCLECLOUD, Role.CLUSTER})),),
+        service_endpoints=(
+            ServiceEndpointRequirement("Microsoft.Storage", frozenset({Role.CYCLECLOUD, Role.CLUSTER})),
+        ),
     )
