@@ -4,8 +4,9 @@
 // `azd deploy` has published function_app.py.
 //
 // A subscription can have only one system topic of type
-// Microsoft.Resources.Subscriptions. Pass systemTopicName (and its resource
-// group) to reuse one; leave it empty to create one in the app's group.
+// Microsoft.Resources.Subscriptions. postdeploy.sh looks for it: it creates one
+// in the app's resource group when there is none, and otherwise passes its name
+// and resource group with createSystemTopic=false so it is reused, not replaced.
 targetScope = 'subscription'
 
 @description('Resource group of the Function App (main.bicep output AZURE_RESOURCE_GROUP).')
@@ -19,10 +20,13 @@ param storageAccountName string
 
 param deadLetterContainerName string = 'eventgrid-deadletter'
 
-@description('Existing Microsoft.Resources.Subscriptions system topic to reuse; empty: create one.')
+@description('Name of the Microsoft.Resources.Subscriptions system topic; empty: evgt-lockdown-<hash of the subscription>.')
 param systemTopicName string = ''
 
-@description('Resource group of that existing topic; empty: the app resource group.')
+@description('true: create (or update) the topic; false: reuse the existing topic systemTopicName as it is.')
+param createSystemTopic bool = true
+
+@description('Resource group of the topic; empty: the app resource group.')
 param systemTopicResourceGroupName string = ''
 
 @description('The Event Grid-triggered function in function_app.py.')
@@ -36,10 +40,11 @@ param maxDeliveryAttempts int = 30
 @maxValue(1440)
 param eventTimeToLiveInMinutes int = 1440
 
-param tags object = {}
+param tags object = {
+  application: 'cyclecloud-lockdown-guard'
+}
 
-var createTopic = empty(systemTopicName)
-var topicName = createTopic ? 'evgt-lockdown-${uniqueString(subscription().id)}' : systemTopicName
+var topicName = empty(systemTopicName) ? 'evgt-lockdown-${uniqueString(subscription().id)}' : systemTopicName
 var topicResourceGroup = empty(systemTopicResourceGroupName) ? resourceGroupName : systemTopicResourceGroupName
 var functionResourceId = '${subscription().id}/resourceGroups/${resourceGroupName}/providers/Microsoft.Web/sites/${functionAppName}/functions/${functionName}'
 
@@ -48,7 +53,7 @@ module topic 'app/eventgrid-topic.bicep' = {
   scope: resourceGroup(topicResourceGroup)
   params: {
     name: topicName
-    create: createTopic
+    create: createSystemTopic
     tags: tags
   }
 }

@@ -141,9 +141,6 @@ param exportActivityLog bool = true
 @description('Logs query endpoint for sovereign clouds; empty means the public cloud default.')
 param logsEndpoint string = ''
 
-@description('Key Vault purge protection. Secure default; a re-created environment of the same name must recover the soft-deleted vault.')
-param keyVaultPurgeProtection bool = true
-
 // ---------- names ----------
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -296,7 +293,6 @@ module keyVault 'app/keyvault.bicep' = {
     tags: tags
     teamsWebhookUrl: teamsWebhookUrl
     smtpPassword: smtpPassword
-    purgeProtection: keyVaultPurgeProtection
   }
 }
 
@@ -439,3 +435,4 @@ output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output EVENTGRID_DEADLETTER_CONTAINER string = deadLetterContainerName
 output REMEDIATOR_ROLE_DEFINITION_ID string = remediatorRole.outputs.roleDefinitionId
 output REMEDIATION_MODE string = remediationMode
+output ACTIVITY_LOG_DIAGNOSTIC_SETTING string = (useOwnWorkspace && exportActivityLog) ? activityLogExport.name : ''
