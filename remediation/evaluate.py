@@ -47,7 +47,16 @@ from remediation.model import (
     SecurityRule,
     ServiceTag,
 )
-from remediation.tags import CONTAINMENT, NON_INTERNET_TAGS, TagModel, canonical_tag, tag_contains
+from remediation.tags import (
+    _NOT_AZURE_SERVICES,
+    CONTAINMENT,
+    NON_INTERNET_TAGS,
+    TagModel,
+    canonical_tag,
+    tag_base,
+    tag_contains,
+    tag_region,
+)
 
 # --- protocols --------------------------------------------------------------
 
@@ -109,6 +118,28 @@ def _subtract(intervals: Sequence[Interval], holes: Sequence[Interval]) -> list[
                 nxt.append((h_high, high))
         result = nxt
     return result
+
+
+def _regional_parts(atoms: set[str], tags: TagModel) -> set[str]:
+    """Atoms for the regional parts of global service tags that a regional AzureCloud tag cuts.
+
+    ``AzureCloud.WestEurope`` holds West Europe's part of every Azure service
+    tag, so it meets ``Storage`` in ``Storage.WestEurope``. Without an atom
+    for that part, the opaque ``Storage`` atom would lie wholly outside
+    ``AzureCloud.WestEurope`` and a rule on one would never match flows to
+    the other.
+    """
+    regions = {tag_region(a) for a in atoms if tag_base(a) == "azurecloud"} - {None}
+    parts: set[str] = set()
+    for atom in atoms:
+        base = tag_base(atom)
+        if atom.startswith("asg:") or tag_region(atom) is not None or base in _NOT_AZURE_SERVICES:
+            continue
+        for region in regions:
+            part = f"{base}.{region}"
+            if tags.prefixes_of(part) is None:
+                parts.add(part)
+    return parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +223,7 @@ class Universe:
         )
         for low, high in self._public:
             points.update((low, high))
+        atoms |= _regional_parts(atoms, ctx.tags)
         self._atoms = sorted(atoms)
         self._atom_bit = {a: 1 << i for i, a in enumerate(self._atoms)}
         self._points = sorted(points)
