@@ -1,1 +1,252 @@
-"""Azure Functions entry point (Python v2 model): triggers only."""
+"""Azure Functions entry point (Python v2 model): triggers only.
+
+Each function reads its trigger's input, calls :mod:`remediation.service`
+and shapes the answer: an HTTP status, or for Event Grid either returning
+(done, or dropped) or raising (so Event Grid redelivers). The adapters are
+built from the app settings once per process, on first use, so a cold start
+that only answers ``status`` never pays for more than it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+import azure.functions as func
+
+from remediation.azure.eventgrid import parse_event
+from remediation.errors import InputError, RemediationError, ScopeError, TransientError
+from remediation.service import handle_event, reconcile
+from remediation.wiring import Runtime, build_runtime
+
+log = logging.getLogger("lockdown_guard")
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def runtime() -> Runtime:
+    """The adapters, built from the app settings on first use."""
+    global _runtime  # noqa: PLW0603 - one per process, by design
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = build_runtime()
+        return _runtime
+
+
+def set_runtime(value: Runtime | None) -> None:
+    """Replace (or with None, drop) the process's runtime: for tests and the demo."""
+    global _runtime  # noqa: PLW0603
+    with _runtime_lock:
+        _runtime = value
+
+
+@app.function_name("on_nsg_change")
+@app.event_grid_trigger(arg_name="event")
+def on_nsg_change(event: func.EventGridEvent) -> None:
+    """Reconcile what an NSG, rule, subnet or NIC change touched."""
+    raw = _event_dict(event)
+    rt = runtime()
+    try:
+        parsed = parse_event(raw, subscription_id=rt.settings.subscription_id or None)
+    except (InputError, ScopeError) as exc:
+        log.warning("dropped event %s: %s", raw.get("id") or "<no id>", exc)
+        return
+    try:
+        outcome = handle_event(
+            parsed,
+            source=rt.source,
+            writer=rt.writer,
+            baseline=rt.baseline,
+            settings=rt.settings,
+            alerts=rt.alerts,
+            state=rt.state,
+            tags=rt.tags,
+        )
+    except TransientError as exc:
+        log.warning("event %s: transient failure, Event Grid will redeliver: %s", parsed.id, exc)
+        raise
+    except RemediationError as exc:
+        log.error("event %s: dropped after a non-transient error: %s", parsed.id, exc)
+        return
+    log.info("event %s: %s", parsed.id, json.dumps(_event_log(outcome.to_json())))
+
+
+@app.function_name("sweep")
+@app.timer_trigger(schedule="%SWEEP_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+def sweep(timer: func.TimerRequest) -> None:
+    """Reconcile every managed NSG of the subscription; one failing NSG does not stop the others."""
+    if timer.past_due:
+        log.info("sweep is running late (past due)")
+    rt = runtime()
+    try:
+        report = reconcile(
+            None,
+            source=rt.source,
+            writer=rt.writer,
+            baseline=rt.baseline,
+            settings=rt.settings,
+            trigger="sweep",
+            alerts=rt.alerts,
+            state=rt.state,
+            tags=rt.tags,
+        )
+    except RemediationError as exc:
+        # Discovery failed: nothing was judged. The next tick tries again; say so loudly now.
+        log.error("sweep failed: %s", exc)
+        _save_failed_sweep(rt, exc)
+        raise
+    log.info("sweep: %s", json.dumps(report.summary()))
+
+
+@app.function_name("reconcile")
+@app.route(route="reconcile", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def reconcile_http(req: func.HttpRequest) -> func.HttpResponse:
+    """POST {"scope": "<subscription, resource group or NSG id>", "dryRun": bool} -> the report."""
+    try:
+        scope, dry_run = _reconcile_request(req)
+    except InputError as exc:
+        return _json(400, {"error": str(exc)})
+    rt = runtime()
+    try:
+        report = reconcile(
+            scope,
+            source=rt.source,
+            writer=rt.writer,
+            baseline=rt.baseline,
+            settings=rt.settings,
+            trigger="http",
+            dry_run=dry_run,
+            actor=_http_actor(req),
+            alerts=rt.alerts,
+            state=rt.state,
+            tags=rt.tags,
+        )
+    except ScopeError as exc:
+        return _json(403, {"error": str(exc)})
+    except InputError as exc:
+        return _json(400, {"error": str(exc)})
+    except TransientError as exc:
+        return _json(503, {"error": str(exc)}, headers={"Retry-After": "30"})
+    except RemediationError as exc:
+        return _json(502, {"error": str(exc)})
+    return _json(200, report.to_json())
+
+
+@app.function_name("status")
+@app.route(route="status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def status(req: func.HttpRequest) -> func.HttpResponse:
+    """The last sweep's time and results, and the recent audit trail."""
+    rt = runtime()
+    body: dict[str, Any] = {"mode": rt.settings.mode.value, "subscription": rt.settings.subscription_id}
+    if rt.state is None:
+        body.update(lastSweep=None, auditTrail=[], note="no state store configured")
+        return _json(200, body)
+    try:
+        limit = max(1, min(int(req.params.get("limit", "20")), 500))
+    except ValueError:
+        return _json(400, {"error": f"limit must be an integer, not {req.params.get('limit')!r}"})
+    try:
+        saved = rt.state.load_status() or {}
+        trail = rt.state.audit_trail(limit=limit)
+    except Exception as exc:  # the status page must say why it cannot answer
+        log.exception("status: state store unreadable")
+        return _json(503, {"error": f"state store unavailable: {type(exc).__name__}: {exc}"})
+    body["lastSweep"] = saved.get("lastSweep")
+    body["lastSweepFailure"] = saved.get("lastSweepFailure")
+    body["auditTrail"] = [
+        {
+            "at": r.at.isoformat(),
+            "nsg": r.nsg_id,
+            "trigger": r.trigger,
+            "eventId": r.event_id,
+            "actor": r.actor,
+            "correlationId": r.correlation_id,
+            "rulesBefore": [str(x.get("name")) for x in r.rules_before],
+            "rulesAfter": [str(x.get("name")) for x in r.rules_after],
+        }
+        for r in trail
+    ]
+    return _json(200, body)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _event_dict(event: func.EventGridEvent) -> dict[str, Any]:
+    """The Event Grid schema's fields, as parse_event reads them."""
+    try:
+        data = event.get_json()
+    except ValueError:
+        data = None
+    event_time = event.event_time
+    return {
+        "id": event.id,
+        "topic": event.topic,
+        "subject": event.subject,
+        "eventType": event.event_type,
+        "eventTime": event_time.isoformat() if event_time is not None else None,
+        "dataVersion": event.data_version,
+        "data": data,
+    }
+
+
+def _reconcile_request(req: func.HttpRequest) -> tuple[str | None, bool]:
+    raw = req.get_body()
+    if not raw.strip():
+        return None, False
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise InputError(f"body is not JSON: {exc}", where="request body") from None
+    if not isinstance(body, dict):
+        raise InputError('body must be a JSON object like {"scope": "...", "dryRun": false}', where="request body")
+    unknown = sorted(set(body) - {"scope", "dryRun"})
+    if unknown:
+        raise InputError(f"unknown field(s) {', '.join(unknown)} (valid: scope, dryRun)", where="request body")
+    scope = body.get("scope")
+    if scope is not None and not isinstance(scope, str):
+        raise InputError("must be a string (a subscription, resource group or NSG id)", where="scope")
+    dry_run = body.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise InputError("must be true or false", where="dryRun")
+    return scope, dry_run
+
+
+def _http_actor(req: func.HttpRequest) -> str:
+    principal = req.headers.get("x-ms-client-principal-name")
+    return f"http:{principal}" if principal else "http"
+
+
+def _json(code: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, indent=2, default=str),
+        status_code=code,
+        mimetype="application/json",
+        headers=headers,
+    )
+
+
+def _event_log(outcome: dict[str, Any]) -> dict[str, Any]:
+    report = outcome.get("report") or {}
+    return {
+        "status": outcome.get("status"),
+        "reason": outcome.get("reason"),
+        "written": [w.get("nsg") for w in report.get("written", [])],
+        "errors": report.get("errors", []),
+    }
+
+
+def _save_failed_sweep(rt: Runtime, exc: Exception) -> None:
+    if rt.state is None:
+        return
+    try:
+        saved = rt.state.load_status() or {}
+        saved["lastSweepFailure"] = {"error": str(exc), "type": type(exc).__name__}
+        rt.state.save_status(saved)
+    except Exception:
+        log.exception("could not record the failed sweep")
