@@ -1,0 +1,1 @@
+"""Development tools for CycleCloud Lockdown Guard (never deployed)."""

@@ -1,0 +1,129 @@
+"""Long-running operations: the Azure-AsyncOperation status resource and its Location twin.
+
+An operation answers ``InProgress`` for a configurable number of polls, then ``Succeeded`` (or
+``Failed`` when a fault said so). Operations nobody polls settle on their own after
+``max_seconds``, as ARM's do, so an abandoned poller cannot leave a resource ``Updating``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from devtools.emulator._errors import ArmError
+
+
+@dataclass
+class Operation:
+    id: str
+    subscription: str
+    location: str
+    polls_left: int
+    fail: bool
+    on_done: Callable[[Operation], None]
+    kind: str  # "write" or "delete"
+    resource_url: str  # where the final GET of a PUT goes (path only)
+    started: float = field(default_factory=time.monotonic)
+    start_time: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z")
+    status: str = "InProgress"
+    end_time: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.status != "InProgress"
+
+    def status_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": self.id, "status": self.status, "startTime": self.start_time}
+        if self.end_time:
+            body["endTime"] = self.end_time
+        if self.status == "Failed":
+            body["error"] = {
+                "code": "InternalServerError",
+                "message": "An error occurred while processing the operation (injected by the emulator).",
+            }
+        return body
+
+
+class Operations:
+    def __init__(self, *, max_seconds: float = 30.0) -> None:
+        self.max_seconds = max_seconds
+        self._ops: dict[str, Operation] = {}
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._ops.clear()
+
+    def start(
+        self,
+        *,
+        subscription: str,
+        location: str,
+        polls: int,
+        fail: bool,
+        kind: str,
+        resource_url: str,
+        on_done: Callable[[Operation], None],
+    ) -> Operation:
+        op = Operation(
+            id=str(uuid.uuid4()),
+            subscription=subscription,
+            location=location,
+            polls_left=polls,
+            fail=fail,
+            on_done=on_done,
+            kind=kind,
+            resource_url=resource_url,
+        )
+        with self._lock:
+            self._ops[op.id] = op
+        return op
+
+    def finish(self, op: Operation) -> None:
+        """Settle ``op`` now (used for ``polls=0`` and by the expiry sweep)."""
+        self._finish(op)
+
+    def _finish(self, op: Operation) -> None:
+        with self._lock:
+            if op.done:
+                return
+            op.status = "Failed" if op.fail else "Succeeded"
+            op.end_time = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
+        op.on_done(op)
+
+    def poll(self, op_id: str) -> Operation:
+        with self._lock:
+            op = self._ops.get(op_id.lower())
+            if op is None:
+                raise ArmError(404, "OperationNotFound", f"Operation {op_id} was not found.")
+            settle = False
+            if not op.done:
+                if op.polls_left > 0:
+                    op.polls_left -= 1
+                else:
+                    settle = True
+        if settle:
+            self._finish(op)
+        return op
+
+    def peek(self, op_id: str) -> Operation:
+        with self._lock:
+            op = self._ops.get(op_id)
+        if op is None:
+            raise ArmError(404, "OperationNotFound", f"Operation {op_id} was not found.")
+        return op
+
+    def settle_expired(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            expired = [o for o in self._ops.values() if not o.done and now - o.started >= self.max_seconds]
+        for op in expired:
+            self._finish(op)
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(1 for o in self._ops.values() if not o.done)
