@@ -1,0 +1,358 @@
+"""``python -m remediation check``: exit codes, the JSON contract, the table, stdin, bad input.
+
+Runs the real CLI in-process (``remediation.cli.main``) on the fixture
+network, and once as a subprocess. Set UPDATE_GOLDEN=1 to rewrite the
+golden table after an intended change of wording.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from remediation.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+ARM = FIXTURES / "compliant" / "arm"
+AZ = FIXTURES / "compliant" / "az"
+BROKEN = FIXTURES / "broken"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+SERVICE_TAGS = ROOT / "reference" / "service-tags"
+NSG_CC = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-cyclecloud/providers/Microsoft.Network/networkSecurityGroups/nsg-cyclecloud"
+FINDING_KEYS = {"kind", "requirement", "nsg", "rule", "remediable", "severity", "message"}
+KINDS = {
+    "missing_rule",
+    "modified_rule",
+    "shadowed_rule",
+    "lockdown_breach",
+    "port_blocked",
+    "nsg_detached",
+    "service_endpoint_missing",
+}
+
+
+def network_with(nsg_cyclecloud: Path) -> list[str]:
+    return [str(ARM / "vnet.json"), str(ARM / "nsg-cluster.json"), str(ARM / "nics.json"), str(nsg_cyclecloud)]
+
+
+COMPLIANT = network_with(ARM / "nsg-cyclecloud.json")
+
+
+def check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["check", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def check_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    code, out, err = check(capsys, "--format", "json", *argv)
+    assert err == ""
+    return code, json.loads(out)  # exactly one JSON document, nothing else on stdout
+
+
+# --------------------------------------------------------------------------- exit codes and the JSON contract
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        COMPLIANT,
+        [str(p) for p in sorted(AZ.glob("*.json"))],
+        [str(p) for p in sorted((FIXTURES / "shared").glob("*.json"))],
+    ],
+    ids=["arm", "az", "shared-nsg"],
+)
+def test_compliant_network_exits_0_with_empty_json(capsys: pytest.CaptureFixture[str], files: list[str]) -> None:
+    code, body = check_json(capsys, *files)
+    assert code == 0
+    assert body == {"findings": [], "plans": []}
+
+
+@pytest.mark.parametrize(
+    ("broken", "kind", "requirement", "rule", "remediable"),
+    [
+        ("nsg-cyclecloud-missing-storage.json", "missing_rule", "AllowAzureStorage", None, True),
+        ("nsg-cyclecloud-deny-9443.json", "port_blocked", "https_9443", "DenyNodes9443", False),
+        ("nsg-cyclecloud-azurerm-port-80.json", "modified_rule", "AllowAzureRM", "AllowAzureRM", True),
+        ("nsg-cyclecloud-allow-any-out.json", "lockdown_breach", None, "AllowAnyOut", False),
+    ],
+)
+def test_broken_variants_exit_1_with_the_finding(
+    capsys: pytest.CaptureFixture[str],
+    broken: str,
+    kind: str,
+    requirement: str | None,
+    rule: str | None,
+    remediable: bool,
+) -> None:
+    code, body = check_json(capsys, *network_with(BROKEN / broken))
+    assert code == 1
+    assert set(body) == {"findings", "plans"}
+    for finding in body["findings"]:
+        assert set(finding) >= FINDING_KEYS
+        assert finding["kind"] in KINDS
+        assert finding["severity"] in {"critical", "high", "medium", "low", "info"}
+        assert isinstance(finding["remediable"], bool)
+        assert finding["message"]
+    matching = [
+        f
+        for f in body["findings"]
+        if f["kind"] == kind
+        and (requirement is None or f["requirement"] == requirement)
+        and (rule is None or f["rule"] == rule)
+    ]
+    assert matching, body["findings"]
+    assert matching[0]["nsg"] == NSG_CC
+    assert matching[0]["remediable"] is remediable
+    for plan in body["plans"]:
+        assert {"nsg", "securityRules"} <= set(plan)
+        assert all({"name", "properties"} <= set(r) for r in plan["securityRules"])
+
+
+def test_missing_rule_plan_restores_the_rule_and_keeps_the_others(capsys: pytest.CaptureFixture[str]) -> None:
+    _, body = check_json(capsys, *network_with(BROKEN / "nsg-cyclecloud-missing-storage.json"))
+    [plan] = body["plans"]
+    assert plan["nsg"] == NSG_CC
+    names = {r["name"] for r in plan["securityRules"]}
+    assert names == {"AllowAzureStorage", "AllowActiveDirectory", "AllowAzureMonitor", "AllowAzureRM", "BlockOutbound"}
+    storage = next(r for r in plan["securityRules"] if r["name"] == "AllowAzureStorage")["properties"]
+    assert (storage["priority"], storage["destinationAddressPrefix"], storage["destinationPortRange"]) == (
+        100,
+        "Storage",
+        "443",
+    )
+
+
+def test_role_override_checks_untagged_nsgs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    doc = json.loads((BROKEN / "nsg-cyclecloud-missing-storage.json").read_text())
+    doc["tags"] = {}
+    untagged = tmp_path / "untagged.json"
+    untagged.write_text(json.dumps(doc))
+    code, _, err = check(capsys, str(untagged))
+    assert code == 2
+    assert "carries the tag 'cyclecloud-lockdown'" in err
+    assert "--role" in err
+    code, body = check_json(capsys, "--role", "cyclecloud", str(untagged))
+    assert code == 1
+    assert any(f["kind"] == "missing_rule" for f in body["findings"])
+
+
+def test_operator_baseline_and_lockdown_tag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    text = (ROOT / "remediation" / "baselines" / "cyclecloud.yaml").read_text()
+    baseline = tmp_path / "mine.yaml"
+    # An HTTPS proxy instead of service tags: the compliant NSG now lacks AllowHttpsProxy.
+    text = text.replace("  https_proxy:\n    enabled: false", "  https_proxy:\n    enabled: true")
+    text = text.replace("    address: null            # the proxy's", '    address: "10.10.0.4"  # the proxy\'s')
+    text = text.replace("    port: null ", "    port: 3128 ")
+    baseline.write_text(text)
+    code, body = check_json(capsys, "--baseline", str(baseline), *COMPLIANT)
+    assert code == 1
+    assert any(f["kind"] == "missing_rule" and f["requirement"] == "AllowHttpsProxy" for f in body["findings"])
+
+
+def test_exact_service_tags(capsys: pytest.CaptureFixture[str]) -> None:
+    tag_files = [str(p) for p in sorted(SERVICE_TAGS.glob("*.json"))]
+    assert tag_files
+    args = [a for f in tag_files for a in ("--service-tags", f)]
+    code, body = check_json(capsys, *args, *COMPLIANT)
+    assert (code, body) == (0, {"findings": [], "plans": []})
+    code, body = check_json(capsys, *args, *network_with(BROKEN / "nsg-cyclecloud-missing-storage.json"))
+    assert code == 1
+    assert [f["requirement"] for f in body["findings"]] == ["AllowAzureStorage"]
+
+
+# --------------------------------------------------------------------------- stdin
+
+
+def test_stdin_dash(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO((BROKEN / "nsg-cyclecloud-missing-storage.json").read_text()))
+    code, body = check_json(capsys, str(ARM / "vnet.json"), str(ARM / "nsg-cluster.json"), "-")
+    assert code == 1
+    assert body["findings"][0]["requirement"] == "AllowAzureStorage"
+
+
+def test_stdin_twice_is_refused(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO((ARM / "nsg-cyclecloud.json").read_text()))
+    code, out, err = check(capsys, "-", "-")
+    assert (code, out) == (2, "")
+    assert err.startswith("error: -: stdin ('-') can be read only once")
+
+
+def test_bad_json_on_stdin_is_named(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"id": '))
+    code, _, err = check(capsys, "-")
+    assert code == 2
+    assert err.startswith("error: <stdin>: not valid JSON")
+
+
+# --------------------------------------------------------------------------- bad input: exit 2, `error: <file>: <problem>`
+
+
+def _write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _bad_priority(tmp_path: Path) -> str:
+    doc = json.loads((ARM / "nsg-cyclecloud.json").read_text())
+    doc["properties"]["securityRules"][3]["properties"]["priority"] = 99999
+    return _write(tmp_path, "nsg.json", json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda t: str(t / "missing.json"), "{path}: cannot read: No such file or directory"),
+        (lambda t: _write(t, "bad.json", "{not json"), "{path}: not valid JSON: "),
+        (lambda t: _write(t, "empty.json", "  \n"), "{path}: is empty"),
+        (lambda t: _write(t, "weird.json", '[{"hello": 1}]'), "{path}: [0]: cannot tell what this object is"),
+        (
+            _bad_priority,
+            "{path}: properties.securityRules[3].properties.priority: priority must be between 100 and 4096",
+        ),
+        (lambda t: _write(t, "vnet-only.json", (ARM / "vnet.json").read_text()), "{path}: no network security group"),
+    ],
+    ids=["missing", "bad-json", "empty", "unknown-object", "bad-priority", "no-nsg"],
+)
+def test_bad_files_exit_2_naming_file_and_problem(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make: Any, expected: str
+) -> None:
+    path = make(tmp_path)
+    code, out, err = check(capsys, path)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("error: " + expected.format(path=path)), err
+    assert err.count("\n") == 1
+
+
+def test_bad_baseline_exit_2_with_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = _write(tmp_path, "b.yaml", "version: 1\nname: x\nrules:\n  - name: A\n    priority: 5\n")
+    code, _, err = check(capsys, "--baseline", path, *COMPLIANT)
+    assert code == 2
+    assert err.startswith(f"error: {path}:4: rules[0].")
+
+
+def test_bad_service_tags_file_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    good = str(SERVICE_TAGS / "Storage.json")
+    bad = _write(tmp_path, "tags.json", '{"values": [{"name": "Storage", "properties": {"addressPrefixes": ["x"]}}]}')
+    code, _, err = check(capsys, "--service-tags", good, "--service-tags", bad, *COMPLIANT)
+    assert code == 2
+    assert err.startswith(f"error: {bad}")
+
+
+def test_bad_role_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = check(capsys, "--role", "scheduler", *COMPLIANT)
+    assert code == 2
+    assert err.startswith("error: --role: unknown role 'scheduler'")
+
+
+@pytest.mark.parametrize("argv", [[], ["--format", "yaml", str(ARM / "vnet.json")], ["--nope", "x.json"]])
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["check", *argv])
+    assert caught.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the table
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _table(monkeypatch: pytest.MonkeyPatch, files: list[str], *, tty: bool) -> tuple[int, str]:
+    stream = _Tty() if tty else io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stream)
+    code = main(["check", *files])
+    return code, stream.getvalue()
+
+
+def test_table_golden(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    files = network_with(BROKEN / "nsg-cyclecloud-azurerm-port-80.json")
+    code, text = _table(monkeypatch, files, tty=False)
+    assert code == 1
+    golden = GOLDEN / "check_table_azurerm_port_80.txt"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(text)
+    assert text == golden.read_text()
+    assert "\033[" not in text
+
+
+def test_table_has_one_line_per_finding_with_deciding_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, text = _table(monkeypatch, network_with(BROKEN / "nsg-cyclecloud-deny-9443.json"), tty=False)
+    assert code == 1
+    lines = text.splitlines()
+    assert lines[0].split() == ["SEVERITY", "KIND", "NSG", "REQUIREMENT", "RULE", "FIX", "MESSAGE"]
+    rows = [line for line in lines[1:] if line.startswith(("critical", "high", "medium", "low", "info"))]
+    blocked = [r for r in rows if "port_blocked" in r]
+    assert blocked
+    assert blocked[0].split()[:6] == ["critical", "port_blocked", "nsg-cyclecloud", "https_9443", "DenyNodes9443", "no"]
+    assert any(line.startswith(f"{len(rows)} finding") for line in lines)
+
+
+def test_table_clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, text = _table(monkeypatch, COMPLIANT, tty=False)
+    assert code == 0
+    assert text == "No findings: 2 managed NSGs checked against cyclecloud-locked-down.\n"
+
+
+def test_table_plan_lists_rules_to_add(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, text = _table(monkeypatch, network_with(BROKEN / "nsg-cyclecloud-missing-storage.json"), tty=False)
+    assert "Plan for nsg-cyclecloud:" in text
+    assert "  add AllowAzureStorage: priority 100 Outbound Allow TCP * -> Storage port 443" in text
+
+
+def test_colour_only_on_a_tty_without_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    files = network_with(BROKEN / "nsg-cyclecloud-missing-storage.json")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    _, coloured = _table(monkeypatch, files, tty=True)
+    assert "\033[" in coloured
+    monkeypatch.setenv("NO_COLOR", "1")
+    _, plain = _table(monkeypatch, files, tty=True)
+    assert "\033[" not in plain
+    _, piped = _table(monkeypatch, files, tty=False)
+    assert plain == piped
+
+
+# --------------------------------------------------------------------------- a real process
+
+
+def test_real_subprocess_json_and_exit_code() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "IDENTITY_", "MSI_"))}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "remediation",
+            "check",
+            "--format",
+            "json",
+            "-",
+            *network_with(ARM / "nsg-cluster.json")[:1],
+        ],
+        input=(BROKEN / "nsg-cyclecloud-allow-any-out.json").read_text(),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == ""
+    body = json.loads(result.stdout)
+    assert any(f["kind"] == "lockdown_breach" and f["rule"] == "AllowAnyOut" for f in body["findings"])
+    assert "azure" not in result.stderr.lower()
