@@ -7,7 +7,6 @@ them to :mod:`remediation.service` as one :class:`Runtime`.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from remediation.findings import Finding
 from remediation.ports import Alert, NsgSource, NsgWriter, StateStore
 from remediation.service import Notifier, Restored
 from remediation.settings import Secret, Settings
+from remediation.state import InMemoryStateStore, TableStateStore
 from remediation.tags import TagModel, exact_from_documents
 
 log = logging.getLogger(__name__)
@@ -151,11 +151,12 @@ def load_tags(settings: Settings) -> TagModel | None:
     return exact_from_documents([doc], where=str(path))
 
 
-def build_state(settings: Settings) -> StateStore:
+def build_state(settings: Settings, credential: TokenCredential | None = None) -> StateStore:
     """Table Storage when configured, else an in-memory store (local runs, the demo)."""
-    module = importlib.import_module("remediation.state")
-    store: StateStore = module.state_from_settings(settings)
-    return store
+    if settings.state_connection_string or settings.state_table_endpoint:
+        return TableStateStore.from_settings(settings, credential=credential)
+    log.warning("no STATE_TABLE_ENDPOINT: state (event ids, audit, alert states) is kept in memory only")
+    return InMemoryStateStore()
 
 
 def build_runtime(
@@ -171,7 +172,7 @@ def build_runtime(
     credential = credential or default_credential(settings)
     arm = ArmNetwork.from_settings(settings, credential=credential, options=arm_options)
     baseline = load_baseline(settings.baseline_path or None)
-    store = state if state is not None else build_state(settings)
+    store = state if state is not None else build_state(settings, credential)
     chosen = list(channels) if channels is not None else build_channels(settings, credential)
     return Runtime(
         settings=settings,
