@@ -148,7 +148,7 @@ var tags = {
   'azd-env-name': environmentName
   application: 'cyclecloud-lockdown-guard'
 }
-var rgName = !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
+var rgName = empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
 var functionAppName = 'func-lockdown-${resourceToken}'
 var identityName = 'id-lockdown-${resourceToken}'
 var storageAccountName = 'stlock${resourceToken}'
@@ -362,7 +362,7 @@ var remediationAppSettings = {
   SERVICE_TAGS_PATH: serviceTagsPath
   TEAMS_WEBHOOK_URL: teamsSetting
   ALERT_EMAIL_TO: alertEmailTo
-  ALERT_EMAIL_FROM: !empty(alertEmailFrom) ? alertEmailFrom : (enableAcsEmail ? email.outputs.senderAddress : '')
+  ALERT_EMAIL_FROM: empty(alertEmailFrom) ? (enableAcsEmail ? email.outputs.senderAddress : '') : alertEmailFrom
   ACS_ENDPOINT: enableAcsEmail ? email.outputs.endpoint : ''
   SMTP_HOST: smtpHost
   SMTP_PORT: string(smtpPort)

@@ -10,15 +10,17 @@ param deadLetterContainerName string
 param maxDeliveryAttempts int = 30
 param eventTimeToLiveInMinutes int = 1440
 
-// data.operationName values. A VNet PUT can change a subnet's NSG association
-// without a subnets/write event, hence virtualNetworks/write. Event Grid
-// compares strings case-insensitively.
+// data.operationName values, the same set remediation/azure/eventgrid.py
+// treats as relevant (tests/infra/test_eventgrid.py holds them together). A VNet
+// PUT or DELETE changes its subnets' NSG associations without a subnets/*
+// event, hence virtualNetworks/*. Event Grid compares strings case-insensitively.
 var operationNames = [
   'Microsoft.Network/networkSecurityGroups/write'
   'Microsoft.Network/networkSecurityGroups/delete'
   'Microsoft.Network/networkSecurityGroups/securityRules/write'
   'Microsoft.Network/networkSecurityGroups/securityRules/delete'
   'Microsoft.Network/virtualNetworks/write'
+  'Microsoft.Network/virtualNetworks/delete'
   'Microsoft.Network/virtualNetworks/subnets/write'
   'Microsoft.Network/virtualNetworks/subnets/delete'
   'Microsoft.Network/networkInterfaces/write'
