@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         roles = _roles(args.role)
         baseline = _baseline(args.baseline)
         stdin = _StdinOnce()
-        inventory = _inventory(args.files, stdin)
+        inventory = _inventory(args.files, stdin, lockdown_tag=None if roles else baseline.lockdown_tag)
         tags = _tag_model(args.service_tags, stdin)
         _require_managed(inventory, baseline, roles, where=", ".join(args.files))
         assessment = assess(inventory, baseline, tags=tags, roles=roles)
@@ -133,11 +133,18 @@ def _load_json(path: str, stdin: _StdinOnce) -> tuple[str, object]:
         raise InputError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", where=name) from None
 
 
-def _inventory(paths: Sequence[str], stdin: _StdinOnce) -> Inventory:
+def _inventory(paths: Sequence[str], stdin: _StdinOnce, *, lockdown_tag: str | None) -> Inventory:
     inventories = []
     for path in paths:
         name, document = _load_json(path, stdin)
-        inventories.append(parse_document(document, where=name))
+        inventory = parse_document(document, where=name)
+        if lockdown_tag:
+            # A bad role tag is bad input of this file; say so before the assessment trips on it.
+            for nsg in inventory.nsgs:
+                for key, value in nsg.tags.items():
+                    if key.lower() == lockdown_tag.lower():
+                        roles_from_tag(value, where=f"{name}: NSG {nsg.name}: tag {key}")
+        inventories.append(inventory)
     inventory = merge_inventories(*inventories)
     if not inventory.nsgs:
         raise InputError("no network security group in the input: nothing to check", where=", ".join(paths))

@@ -234,6 +234,15 @@ def test_bad_files_exit_2_naming_file_and_problem(
     assert err.count("\n") == 1
 
 
+def test_bad_role_tag_names_file_and_nsg(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    doc = json.loads((ARM / "nsg-cyclecloud.json").read_text())
+    doc["tags"] = {"CycleCloud-Lockdown": "scheduler"}
+    path = _write(tmp_path, "nsg.json", json.dumps(doc))
+    code, _, err = check(capsys, path)
+    assert code == 2
+    assert err.startswith(f"error: {path}: NSG nsg-cyclecloud: tag CycleCloud-Lockdown: unknown role 'scheduler'")
+
+
 def test_bad_baseline_exit_2_with_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = _write(tmp_path, "b.yaml", "version: 1\nname: x\nrules:\n  - name: A\n    priority: 5\n")
     code, _, err = check(capsys, "--baseline", path, *COMPLIANT)
