@@ -101,9 +101,9 @@ class ServiceEndpointRequirement:
 class Baseline:
     """The effective baseline after options (ReturnProxy, HTTPS proxy) are applied.
 
-    ``internet_allowlist`` names the rule requirements whose allowed flows
-    are the only outbound Internet traffic permitted; anything else allowed
-    to the Internet is a ``lockdown_breach``.
+    The outbound allow rules of a role are its Internet allow-list: anything
+    else allowed to the Internet where an outbound deny rule applies is a
+    ``lockdown_breach``.
     """
 
     name: str
