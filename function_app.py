@@ -9,9 +9,11 @@ that only answers ``status`` never pays for more than it needs.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
@@ -36,6 +38,23 @@ def runtime() -> Runtime:
         if _runtime is None:
             _runtime = build_runtime()
         return _runtime
+
+
+@functools.cache
+def _indexed() -> dict[str, Any]:
+    # FunctionApp.get_functions() refuses to index twice, so do it once.
+    return {str(f.get_function_name()): f for f in app.get_functions()}
+
+
+def user_function(name: str) -> Callable[..., Any]:
+    """The plain Python function behind a trigger, as the host calls it (the demo and tests use it)."""
+    fn: Callable[..., Any] = _indexed()[name].get_user_function()
+    return fn
+
+
+def bindings() -> dict[str, list[dict[str, Any]]]:
+    """Each function's bindings as the host indexes them."""
+    return {name: f.get_bindings_dict()["bindings"] for name, f in _indexed().items()}
 
 
 def set_runtime(value: Runtime | None) -> None:

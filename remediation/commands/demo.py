@@ -334,8 +334,7 @@ def _handler(rt: Any) -> Any:
         import function_app  # noqa: PLC0415
 
     function_app.set_runtime(rt)
-    user_code = next(f for f in function_app.app.get_functions() if f.get_function_name() == "on_nsg_change")
-    on_nsg_change = user_code.get_user_function()
+    on_nsg_change = function_app.user_function("on_nsg_change")
 
     def handle(event: dict[str, Any]) -> None:
         when = event.get("eventTime")

@@ -1,0 +1,293 @@
+"""The Function app's triggers, called as the Functions host would call them.
+
+Real azure.functions HttpRequest / EventGridEvent / TimerRequest objects go to
+the decorated functions' user code; behind them the real runtime (ARM adapter
+on the Azure SDK, managed identity) talks to the local ARM emulator. Only the
+alert channel is a capturing stand-in (no Teams here) and the state store is
+the in-memory one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.core.credentials import AccessToken
+from azure.functions.timer import TimerRequest
+from azure.mgmt.network import NetworkManagementClient
+
+import function_app
+from devtools.emulator import HUMAN, REMEDIATOR, Emulator
+from remediation.alerts.dispatch import Channel
+from remediation.azure.arm import ArmOptions
+from remediation.baseline_file import load_baseline
+from remediation.commands.demo import RESOURCE_GROUP, cyclecloud_network
+from remediation.errors import TransientError
+from remediation.findings import Severity
+from remediation.settings import Settings
+from remediation.state import InMemoryStateStore
+from remediation.wiring import build_runtime
+
+SUB = "00000000-0000-0000-0000-0000000000f1"
+BASE = f"/subscriptions/{SUB}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Network"
+CC = f"{BASE}/networkSecurityGroups/nsg-cyclecloud"
+FAST = ArmOptions(retry_total=2, retry_backoff_factor=0.01, retry_backoff_max=0.05, polling_interval=0.01)
+BASELINE = load_baseline()
+
+
+def user_code(name: str) -> Callable[..., Any]:
+    return function_app.user_function(name)
+
+
+class ForgettingStore(InMemoryStateStore):
+    """The in-memory store plus ``forget_event`` (requested of remediation.state: without it a
+    redelivery after a transient failure is taken for a duplicate and dropped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forgotten: set[str] = set()
+
+    def seen_event(self, event_id: str) -> bool:
+        if event_id in self.forgotten:
+            self.forgotten.discard(event_id)
+            return False
+        return super().seen_event(event_id)
+
+    def forget_event(self, event_id: str) -> None:
+        self.forgotten.add(event_id)
+
+
+class CaptureSink:
+    name = "teams"
+
+    def __init__(self) -> None:
+        self.alerts: list[Any] = []
+
+    def send(self, alert: Any) -> None:
+        self.alerts.append(alert)
+
+
+class Person:
+    def __init__(self, em: Emulator) -> None:
+        self.em = em
+
+    def get_token(self, *scopes: str, **_: Any) -> AccessToken:
+        return AccessToken(self.em.token_for(HUMAN, scopes[0].removesuffix("/.default")), int(time.time()) + 600)
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    with Emulator(subscription_id=SUB) as em:
+        yield em
+
+
+@pytest.fixture
+def app(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    emulator.reset()
+    remediator = emulator.identities.get(REMEDIATOR)
+    for key in ("AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in emulator.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AZURE_CLIENT_ID", remediator.appid)
+    monkeypatch.setenv("REMEDIATOR_PRINCIPAL_ID", remediator.oid)
+    monkeypatch.setenv("REMEDIATION_MODE", "enforce")
+    emulator.seed(cyclecloud_network(SUB, BASELINE))
+    sink = CaptureSink()
+    state = ForgettingStore()
+    rt = build_runtime(Settings.from_env(), arm_options=FAST, state=state, channels=[Channel(sink, Severity.INFO)])
+    function_app.set_runtime(rt)
+    events: list[dict[str, Any]] = []
+    emulator.set_event_subscriber(events.extend)
+    yield {"em": emulator, "sink": sink, "state": state, "events": events}
+    function_app.set_runtime(None)
+    rt.close()
+
+
+def person(em: Emulator) -> NetworkManagementClient:
+    return NetworkManagementClient(
+        Person(em),  # type: ignore[arg-type]
+        SUB,
+        base_url=em.endpoint,
+        credential_scopes=[em.endpoint + "/.default"],
+        connection_verify=em.ca_bundle,
+        polling_interval=0.01,
+    )
+
+
+def break_storage_rule(ctx: dict[str, Any]) -> dict[str, Any]:
+    """A person deletes AllowAzureStorage; returns the Event Grid event the emulator sent."""
+    em = ctx["em"]
+    with person(em) as client:
+        client.security_rules.begin_delete(RESOURCE_GROUP, "nsg-cyclecloud", "AllowAzureStorage").result()
+    assert em.events.wait_idle(5)
+    [event] = [e for e in ctx["events"] if e["data"]["operationName"].endswith("securityRules/delete")]
+    ctx["events"].clear()
+    em.clear_requests()
+    return event
+
+
+def grid_event(raw: dict[str, Any]) -> func.EventGridEvent:
+    return func.EventGridEvent(
+        id=raw["id"],
+        data=raw["data"],
+        topic=raw.get("topic", ""),
+        subject=raw["subject"],
+        event_type=raw["eventType"],
+        event_time=datetime.fromisoformat(raw["eventTime"]) if raw.get("eventTime") else None,
+        data_version=raw.get("dataVersion", "2"),
+    )
+
+
+def post(body: Any, raw: bytes | None = None) -> func.HttpResponse:
+    req = func.HttpRequest(
+        method="POST",
+        url="/api/reconcile",
+        headers={"Content-Type": "application/json"},
+        body=raw if raw is not None else json.dumps(body).encode(),
+    )
+    response: func.HttpResponse = user_code("reconcile")(req)
+    return response
+
+
+def arm_calls(em: Emulator, method: str | None = None) -> list[dict[str, Any]]:
+    return [r for r in em.requests() if r["path"] != "/msi/token" and (method is None or r["method"] == method)]
+
+
+def names(em: Emulator) -> list[str]:
+    return [r["name"] for r in em.state[CC]["properties"]["securityRules"]]
+
+
+def test_functions_are_declared_as_the_host_expects() -> None:
+    declared = function_app.bindings()
+    assert set(declared) == {"on_nsg_change", "sweep", "reconcile", "status"}
+    bindings = {name: b[0] for name, b in declared.items()}
+    assert bindings["on_nsg_change"]["type"] == "eventGridTrigger"
+    assert bindings["sweep"]["type"] == "timerTrigger"
+    assert bindings["sweep"]["schedule"] == "%SWEEP_SCHEDULE%"
+    assert bindings["sweep"]["runOnStartup"] is False
+    assert bindings["reconcile"]["route"] == "reconcile"
+    assert [str(m.value) for m in bindings["reconcile"]["methods"]] == ["POST"]
+    assert str(bindings["reconcile"]["authLevel"].value) == "function"
+    assert bindings["status"]["route"] == "status"
+    assert [str(m.value) for m in bindings["status"]["methods"]] == ["GET"]
+
+
+def test_event_from_a_person_restores_the_rule(app: dict[str, Any]) -> None:
+    em = app["em"]
+    event = break_storage_rule(app)
+    user_code("on_nsg_change")(grid_event(event))
+    assert "AllowAzureStorage" in names(em)
+    assert len(arm_calls(em, "PUT")) == 1
+    [record] = app["state"].audit_trail()
+    assert record.actor == "ada.operator@contoso.example"
+    assert record.event_id == event["id"]
+    assert [a.status.value for a in app["sink"].alerts] == ["restored"]
+
+
+def test_own_write_and_duplicate_events_make_no_arm_call(app: dict[str, Any]) -> None:
+    em = app["em"]
+    event = break_storage_rule(app)
+    handler = user_code("on_nsg_change")
+    handler(grid_event(event))
+    assert em.events.wait_idle(5)
+    own = [e for e in app["events"] if e["data"]["claims"]["appid"] == em.identities.get(REMEDIATOR).appid]
+    assert own, "the remediator's PUT produced an event"
+    em.clear_requests()
+    handler(grid_event(own[0]))
+    handler(grid_event(event))  # Event Grid delivers at least once
+    assert arm_calls(em) == []
+
+
+def test_malformed_foreign_and_unrelated_events_are_dropped(app: dict[str, Any]) -> None:
+    em = app["em"]
+    event = break_storage_rule(app)
+    handler = user_code("on_nsg_change")
+    malformed = copy.deepcopy(event)
+    malformed["id"] = "bad-1"
+    malformed["data"] = {"resourceUri": "", "claims": "{not json"}
+    malformed["subject"] = ""
+    handler(grid_event(malformed))
+    foreign = copy.deepcopy(event)
+    foreign["id"] = "foreign-1"
+    other = "00000000-0000-0000-0000-0000000000f2"
+    foreign["subject"] = foreign["subject"].replace(SUB, other)
+    foreign["data"]["resourceUri"] = foreign["data"]["resourceUri"].replace(SUB, other)
+    foreign["data"]["subscriptionId"] = other
+    handler(grid_event(foreign))
+    unrelated = copy.deepcopy(event)
+    unrelated["id"] = "storage-1"
+    unrelated["data"]["operationName"] = "Microsoft.Storage/storageAccounts/write"
+    handler(grid_event(unrelated))
+    assert arm_calls(em) == []
+    assert "AllowAzureStorage" not in names(em)
+
+
+def test_transient_arm_failure_is_raised_for_event_grid_to_retry(app: dict[str, Any]) -> None:
+    em = app["em"]
+    event = break_storage_rule(app)
+    fault = em.faults.add(kind="status", method="PUT", path="networkSecurityGroups", status=503, times=None)
+    with pytest.raises(TransientError):
+        user_code("on_nsg_change")(grid_event(event))
+    em.faults.remove(fault.id)
+    user_code("on_nsg_change")(grid_event(event))  # the redelivery is not taken for a duplicate
+    assert "AllowAzureStorage" in names(em)
+
+
+def test_sweep_restores_and_status_reports_it(app: dict[str, Any]) -> None:
+    em = app["em"]
+    break_storage_rule(app)
+    user_code("sweep")(TimerRequest(past_due=False))
+    assert "AllowAzureStorage" in names(em)
+    response = user_code("status")(func.HttpRequest(method="GET", url="/api/status", body=b"", params={}))
+    assert response.status_code == 200
+    body = json.loads(response.get_body())
+    assert body["lastSweep"]["written"] == [CC]
+    assert body["lastSweep"]["trigger"] == "sweep"
+    finished = datetime.fromisoformat(body["lastSweep"]["finished"])
+    assert (datetime.now(UTC) - finished).total_seconds() < 60
+    assert body["auditTrail"][0]["nsg"] == CC
+    assert "AllowAzureStorage" in body["auditTrail"][0]["rulesAfter"]
+
+
+def test_http_reconcile_dry_run_then_enforce(app: dict[str, Any]) -> None:
+    em = app["em"]
+    break_storage_rule(app)
+    dry = post({"scope": f"/subscriptions/{SUB}/resourceGroups/{RESOURCE_GROUP}", "dryRun": True})
+    assert dry.status_code == 200
+    report = json.loads(dry.get_body())
+    assert report["dryRun"] is True
+    assert [f["kind"] for f in report["findings"]] == ["missing_rule"]
+    assert report["plans"][0]["added"] == ["AllowAzureStorage"]
+    assert report["written"] == []
+    assert arm_calls(em, "PUT") == []
+    done = post({"scope": CC})
+    assert done.status_code == 200
+    assert json.loads(done.get_body())["written"][0]["nsg"] == CC
+    assert "AllowAzureStorage" in names(em)
+
+
+@pytest.mark.parametrize(
+    ("body", "raw", "status", "message"),
+    [
+        (None, b"{not json", 400, "not JSON"),
+        (["scope"], None, 400, "JSON object"),
+        ({"scope": 5}, None, 400, "scope"),
+        ({"dryRun": "yes"}, None, 400, "dryRun"),
+        ({"scop": "x"}, None, 400, "unknown field"),
+        ({"scope": "/subscriptions/nope"}, None, 400, "not a subscription GUID"),
+        ({"scope": "/resourceGroups/rg"}, None, 400, "is not a subscription, resource group"),
+        ({"scope": "/subscriptions/00000000-0000-0000-0000-0000000000f2"}, None, 403, "outside"),
+    ],
+)
+def test_http_reconcile_bad_input(app: dict[str, Any], body: Any, raw: bytes | None, status: int, message: str) -> None:
+    response = post(body, raw)
+    assert response.status_code == status
+    assert message in json.loads(response.get_body())["error"]
+    assert arm_calls(app["em"]) == []
