@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 from tests.support.net import free_port, wait_for_port
@@ -30,18 +31,25 @@ class Azurite:
                 "127.0.0.1",
                 "--tablePort",
                 str(self.port),
-                "--location",
-                str(workdir),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=workdir,
         )
-        try:
-            wait_for_port(self.port, timeout=60)
-        except TimeoutError:
-            self.stop()
-            raise RuntimeError(f"Azurite did not start; its log: {self.log_path.read_text()[-2000:]}") from None
+        deadline = time.monotonic() + 60
+        while True:
+            if self.process.poll() is not None:
+                self._fail()
+            try:
+                wait_for_port(self.port, timeout=0.5)
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    self._fail()
+
+    def _fail(self) -> None:
+        self.stop()
+        raise RuntimeError(f"Azurite did not start; its log: {self.log_path.read_text()[-2000:]}")
 
     @property
     def connection_string(self) -> str:

@@ -1,0 +1,403 @@
+"""The state store: alert states and their history, processed event ids, the audit trail, sweep status.
+
+Two implementations of :class:`~remediation.ports.StateStore`:
+:class:`TableStateStore` on Azure Table Storage (the Function's own storage
+account, identity-based; Azurite locally) and :class:`InMemoryStateStore` for
+the demo and unit tests.
+
+Tables (``<prefix>`` is ``STATE_TABLE_PREFIX``):
+
+- ``<prefix>alerts``: one entity per finding fingerprint (partition ``alert``);
+- ``<prefix>alerthistory``: every alert decided, partition = fingerprint;
+- ``<prefix>events``: processed Event Grid event ids (insert-if-absent);
+- ``<prefix>audit``: every remediation, newest first (inverted-time row keys);
+- ``<prefix>status``: the last sweep's status.
+
+A string property holds at most 64 KiB, so rule lists and status are stored
+as zlib-compressed JSON split over binary properties (``<name>_0`` ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import uuid
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from remediation.errors import InputError, SettingsError, TransientError
+from remediation.findings import Severity
+from remediation.ports import AlertHistoryEntry, AlertState, AuditRecord
+from remediation.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.data.tables import TableClient, TableServiceClient
+
+#: Bytes per binary property: under the service's 64 KiB limit.
+CHUNK_BYTES = 60_000
+#: Chunks per packed value; two packed values stay well under the 1 MiB entity limit.
+MAX_CHUNKS = 7
+_BATCH = 100  # entity group transactions hold at most 100 operations
+_MAX_TICKS = 10**19
+_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+_AUDIT_PARTITION = "audit"
+_ALERT_PARTITION = "alert"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(at: datetime) -> datetime:
+    """A plain, UTC-aware datetime (the SDK returns a subclass; naive means UTC)."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    at = at.astimezone(UTC)
+    return datetime(at.year, at.month, at.day, at.hour, at.minute, at.second, at.microsecond, tzinfo=UTC)
+
+
+def _newest_first_key(at: datetime) -> str:
+    """A row key that sorts newest first, unique even within one microsecond."""
+    ticks = int(_utc(at).timestamp() * 1_000_000)
+    return f"{_MAX_TICKS - ticks:020d}-{uuid.uuid4().hex[:12]}"
+
+
+def pack(name: str, value: Any) -> dict[str, Any]:
+    """Properties holding ``value`` as compressed JSON chunks (or a note that it was too large)."""
+    data = zlib.compress(json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8"), 9)
+    chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
+    if len(chunks) > MAX_CHUNKS:
+        return {f"{name}_chunks": 0, f"{name}_omitted": f"{len(data)} bytes compressed exceed the entity size limit"}
+    props: dict[str, Any] = {f"{name}_chunks": len(chunks)}
+    props.update({f"{name}_{i}": chunk for i, chunk in enumerate(chunks)})
+    return props
+
+
+def unpack(entity: dict[str, Any], name: str, default: Any = None) -> Any:
+    count = int(entity.get(f"{name}_chunks") or 0)
+    if count == 0:
+        return default
+    data = b"".join(bytes(entity[f"{name}_{i}"]) for i in range(count))
+    return json.loads(zlib.decompress(data))
+
+
+class TableStateStore:
+    """:class:`~remediation.ports.StateStore` on Azure Table Storage (``azure-data-tables``).
+
+    Errors from the service become :class:`~remediation.errors.TransientError`
+    naming the table, so triggers retry them.
+    """
+
+    def __init__(
+        self, service: TableServiceClient, *, prefix: str = "lockdown", clock: Callable[[], datetime] = _now
+    ) -> None:
+        self._clock = clock
+        names = {
+            "alerts": f"{prefix}alerts",
+            "history": f"{prefix}alerthistory",
+            "events": f"{prefix}events",
+            "audit": f"{prefix}audit",
+            "status": f"{prefix}status",
+        }
+        for table_name in names.values():
+            if not _TABLE_NAME.match(table_name):
+                raise SettingsError(
+                    f"table name {table_name!r} must be 3-63 letters or digits starting with a letter",
+                    where="STATE_TABLE_PREFIX",
+                )
+        self._tables: dict[str, TableClient] = {}
+        for key, table_name in names.items():
+            with self._errors(table_name, "create"):
+                self._tables[key] = service.create_table_if_not_exists(table_name)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        credential: TokenCredential | None = None,
+        clock: Callable[[], datetime] = _now,
+        **client_options: Any,
+    ) -> TableStateStore:
+        """Connect with ``STATE_CONNECTION_STRING`` (Azurite) or ``STATE_TABLE_ENDPOINT`` + ``credential``."""
+        from azure.data.tables import TableServiceClient  # noqa: PLC0415 - the SDK only for this store
+
+        if settings.state_connection_string:
+            service = TableServiceClient.from_connection_string(
+                settings.state_connection_string.reveal(), **client_options
+            )
+        elif settings.state_table_endpoint:
+            if credential is None:
+                raise SettingsError("a credential is needed with a table endpoint", where="STATE_TABLE_ENDPOINT")
+            service = TableServiceClient(settings.state_table_endpoint, credential=credential, **client_options)
+        else:
+            raise SettingsError("set STATE_TABLE_ENDPOINT (or STATE_CONNECTION_STRING for Azurite)", where="state")
+        return cls(service, prefix=settings.state_table_prefix, clock=clock)
+
+    @contextmanager
+    def _errors(self, table: str, action: str) -> Iterator[None]:
+        from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError  # noqa: PLC0415
+
+        try:
+            yield
+        except (ResourceExistsError, ResourceNotFoundError):
+            raise  # answers, not failures: the callers decide what they mean
+        except AzureError as exc:
+            raise TransientError(f"state table {table}: {action} failed: {type(exc).__name__}: {exc.message}") from None
+
+    def _table(self, key: str) -> TableClient:
+        return self._tables[key]
+
+    # -- events ---------------------------------------------------------------
+
+    def seen_event(self, event_id: str) -> bool:
+        from azure.core.exceptions import ResourceExistsError  # noqa: PLC0415
+
+        if not event_id:
+            raise InputError("empty event id", where="seen_event")
+        digest = hashlib.sha256(event_id.encode("utf-8")).hexdigest()
+        table = self._table("events")
+        entity = {"PartitionKey": digest[:2], "RowKey": digest, "event_id": event_id[:1024], "at": _utc(self._clock())}
+        try:
+            with self._errors(table.table_name, "record event"):
+                table.create_entity(entity)
+        except ResourceExistsError:
+            return True
+        return False
+
+    # -- audit trail ----------------------------------------------------------
+
+    def record_audit(self, record: AuditRecord) -> None:
+        entity: dict[str, Any] = {
+            "PartitionKey": _AUDIT_PARTITION,
+            "RowKey": _newest_first_key(record.at),
+            "at": _utc(record.at),
+            "nsg_id": record.nsg_id,
+            "nsg_key": record.nsg_id.lower(),
+            "trigger": record.trigger,
+        }
+        for name in ("event_id", "actor", "correlation_id"):
+            value = getattr(record, name)
+            if value is not None:
+                entity[name] = value
+        entity.update(pack("rules_before", list(record.rules_before)))
+        entity.update(pack("rules_after", list(record.rules_after)))
+        table = self._table("audit")
+        with self._errors(table.table_name, "record audit"):
+            table.create_entity(entity)
+
+    def audit_trail(self, nsg_id: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        table = self._table("audit")
+        query = "PartitionKey eq @pk"
+        params: dict[str, Any] = {"pk": _AUDIT_PARTITION}
+        if nsg_id:
+            query += " and nsg_key eq @nsg"
+            params["nsg"] = nsg_id.lower()
+        records: list[AuditRecord] = []
+        with self._errors(table.table_name, "read audit"):
+            for entity in table.query_entities(query, parameters=params, results_per_page=min(max(limit, 1), 1000)):
+                records.append(_audit_from_entity(entity))
+                if len(records) >= limit:
+                    break
+        return records
+
+    # -- status ---------------------------------------------------------------
+
+    def save_status(self, status: dict[str, Any]) -> None:
+        from azure.data.tables import UpdateMode  # noqa: PLC0415
+
+        entity = {"PartitionKey": "status", "RowKey": "last", "at": _utc(self._clock()), **pack("status", status)}
+        table = self._table("status")
+        with self._errors(table.table_name, "save status"):
+            table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def load_status(self) -> dict[str, Any] | None:
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
+
+        table = self._table("status")
+        try:
+            with self._errors(table.table_name, "load status"):
+                entity = table.get_entity("status", "last")
+        except ResourceNotFoundError:
+            return None
+        status: dict[str, Any] | None = unpack(dict(entity), "status")
+        return status
+
+    # -- alerts ---------------------------------------------------------------
+
+    def alert_states(self) -> dict[str, AlertState]:
+        table = self._table("alerts")
+        states: dict[str, AlertState] = {}
+        with self._errors(table.table_name, "read alert states"):
+            for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": _ALERT_PARTITION}):
+                state = _state_from_entity(dict(entity))
+                states[state.fingerprint] = state
+        return states
+
+    def save_alert_states(self, states: Sequence[AlertState]) -> None:
+        from azure.data.tables import UpdateMode  # noqa: PLC0415
+
+        table = self._table("alerts")
+        operations = [("upsert", _state_to_entity(s), {"mode": UpdateMode.REPLACE}) for s in states]
+        with self._errors(table.table_name, "save alert states"):
+            for start in range(0, len(operations), _BATCH):
+                table.submit_transaction(operations[start : start + _BATCH])
+
+    def record_alert(self, entry: AlertHistoryEntry) -> None:
+        entity = {
+            "PartitionKey": entry.fingerprint or "restored",
+            "RowKey": _newest_first_key(entry.at),
+            "at": _utc(entry.at),
+            "fingerprint": entry.fingerprint,
+            "status": entry.status,
+            "severity": entry.severity.value,
+            "title": entry.title[:4000],
+            "delivered": ",".join(entry.delivered),
+            "failed": ",".join(entry.failed),
+        }
+        table = self._table("history")
+        with self._errors(table.table_name, "record alert"):
+            table.create_entity(entity)
+
+    def alert_history(self, fingerprint: str, limit: int = 100) -> list[AlertHistoryEntry]:
+        table = self._table("history")
+        entries: list[AlertHistoryEntry] = []
+        with self._errors(table.table_name, "read alert history"):
+            for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": fingerprint or "restored"}):
+                entries.append(
+                    AlertHistoryEntry(
+                        at=_utc(entity["at"]),
+                        fingerprint=str(entity.get("fingerprint", "")),
+                        status=str(entity["status"]),
+                        severity=Severity(entity["severity"]),
+                        title=str(entity.get("title", "")),
+                        delivered=_split(entity.get("delivered")),
+                        failed=_split(entity.get("failed")),
+                    )
+                )
+                if len(entries) >= limit:
+                    break
+        return entries
+
+
+def _split(text: Any) -> tuple[str, ...]:
+    return tuple(p for p in str(text or "").split(",") if p)
+
+
+def _audit_from_entity(entity: Any) -> AuditRecord:
+    data = dict(entity)
+    return AuditRecord(
+        at=_utc(data["at"]),
+        nsg_id=str(data["nsg_id"]),
+        trigger=str(data["trigger"]),
+        event_id=data.get("event_id"),
+        actor=data.get("actor"),
+        rules_before=unpack(data, "rules_before", []),
+        rules_after=unpack(data, "rules_after", []),
+        correlation_id=data.get("correlation_id"),
+    )
+
+
+def _state_to_entity(state: AlertState) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": _ALERT_PARTITION,
+        "RowKey": state.fingerprint,
+        "resource_id": state.resource_id,
+        "severity": state.severity.value,
+        "first_seen": _utc(state.first_seen),
+        "last_seen": _utc(state.last_seen),
+        "status": state.status,
+        "count": state.count,
+        **pack("finding", state.finding),
+    }
+    if state.last_sent is not None:
+        entity["last_sent"] = _utc(state.last_sent)
+    return entity
+
+
+def _state_from_entity(entity: dict[str, Any]) -> AlertState:
+    last_sent = entity.get("last_sent")
+    return AlertState(
+        fingerprint=str(entity["RowKey"]),
+        resource_id=str(entity["resource_id"]),
+        severity=Severity(entity["severity"]),
+        first_seen=_utc(entity["first_seen"]),
+        last_seen=_utc(entity["last_seen"]),
+        last_sent=None if last_sent is None else _utc(last_sent),
+        status=str(entity["status"]),
+        count=int(entity["count"]),
+        finding=unpack(entity, "finding", {}),
+    )
+
+
+class InMemoryStateStore:
+    """:class:`~remediation.ports.StateStore` in memory (demo, unit tests). Thread-safe."""
+
+    def __init__(self, *, clock: Callable[[], datetime] = _now) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._events: dict[str, datetime] = {}
+        self._audit: list[AuditRecord] = []
+        self._status: dict[str, Any] | None = None
+        self._alerts: dict[str, AlertState] = {}
+        self._history: dict[str, list[AlertHistoryEntry]] = {}
+
+    def seen_event(self, event_id: str) -> bool:
+        if not event_id:
+            raise InputError("empty event id", where="seen_event")
+        with self._lock:
+            if event_id in self._events:
+                return True
+            self._events[event_id] = self._clock()
+            return False
+
+    def record_audit(self, record: AuditRecord) -> None:
+        # Copies, as a real store would: later changes by the caller must not rewrite history.
+        frozen = replace(
+            record,
+            rules_before=json.loads(json.dumps(list(record.rules_before))),
+            rules_after=json.loads(json.dumps(list(record.rules_after))),
+        )
+        with self._lock:
+            self._audit.append(frozen)
+
+    def audit_trail(self, nsg_id: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        with self._lock:
+            records = list(reversed(self._audit))
+        records.sort(key=lambda r: _utc(r.at), reverse=True)
+        if nsg_id:
+            records = [r for r in records if r.nsg_id.lower() == nsg_id.lower()]
+        return records[:limit]
+
+    def save_status(self, status: dict[str, Any]) -> None:
+        with self._lock:
+            self._status = json.loads(json.dumps(status))
+
+    def load_status(self) -> dict[str, Any] | None:
+        with self._lock:
+            return None if self._status is None else json.loads(json.dumps(self._status))
+
+    def alert_states(self) -> dict[str, AlertState]:
+        with self._lock:
+            return dict(self._alerts)
+
+    def save_alert_states(self, states: Sequence[AlertState]) -> None:
+        with self._lock:
+            for state in states:
+                self._alerts[state.fingerprint] = state
+
+    def record_alert(self, entry: AlertHistoryEntry) -> None:
+        with self._lock:
+            self._history.setdefault(entry.fingerprint or "restored", []).append(entry)
+
+    def alert_history(self, fingerprint: str, limit: int = 100) -> list[AlertHistoryEntry]:
+        with self._lock:
+            entries = list(reversed(self._history.get(fingerprint or "restored", [])))
+        return entries[:limit]
