@@ -156,9 +156,12 @@ var keyVaultName = 'kv-lock-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 var deadLetterContainerName = 'eventgrid-deadletter'
 var stateTablePrefix = 'lockdown'
-// The state tables (alert state, processed events, audit trail, last status).
+// The state tables of remediation/state.py (alert state and its history,
+// processed events, audit trail, last sweep status); the code also creates
+// them if missing, but a deployment that has them is ready before first use.
 var stateTables = [
   '${stateTablePrefix}alerts'
+  '${stateTablePrefix}alerthistory'
   '${stateTablePrefix}events'
   '${stateTablePrefix}audit'
   '${stateTablePrefix}status'

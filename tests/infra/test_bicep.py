@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from remediation.state import TableStateStore
 from tests.infra.bicep import INFRA, ROOT, bicep_files, module, parse, resource, resources_of_type, variable
 from tests.infra.rbac_map import role_actions
 
@@ -65,9 +66,26 @@ def test_storage_is_identity_only() -> None:
     assert params["allowBlobPublicAccess"] is False
     assert params["supportsHttpsTrafficOnly"] is True
     assert params["minimumTlsVersion"] == "TLS1_2"
-    tables = variable("main.bicep", "stateTables")
-    assert tables == [f"${{stateTablePrefix}}{t}" for t in ("alerts", "events", "audit", "status")]
-    assert variable("main.bicep", "stateTablePrefix") == "lockdown"
+    prefix = variable("main.bicep", "stateTablePrefix")
+    assert prefix == "lockdown"
+    tables = {t.replace("${stateTablePrefix}", prefix) for t in variable("main.bicep", "stateTables")}
+    assert tables == tables_the_code_uses(prefix)
+
+
+def tables_the_code_uses(prefix: str) -> set[str]:
+    """The tables TableStateStore opens, recorded by a stand-in for TableServiceClient (no storage needed)."""
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.names: set[str] = set()
+
+        def create_table_if_not_exists(self, name: str) -> object:
+            self.names.add(name)
+            return object()
+
+    recorder = Recorder()
+    TableStateStore(recorder, prefix=prefix)  # type: ignore[arg-type]
+    return recorder.names
 
 
 def test_function_app_is_flex_consumption_linux_python_311_with_user_identity() -> None:
