@@ -13,7 +13,7 @@ from devtools.emulator._errors import ArmError
 from devtools.emulator._events import build_event
 from devtools.emulator._http import Request, Response
 from devtools.emulator._lro import Operation
-from devtools.emulator._network import NSG, WriteResult, check_preconditions
+from devtools.emulator._network import NSG, WriteResult, check_preconditions, copy_json
 from devtools.emulator._routes import PROVIDER, Route, parse
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ class ArmApi:
         network = self.em.network
         with network.lock:
             check_preconditions(req.header("if-match"), None, network.current_etag(route))
-            current = network.get(route)
+            current = copy_json(network.get(route))
             current["tags"] = body.get("tags") or {}
             current.pop("etag", None)
             result = network.put(route, _writable(current), state="Succeeded")

@@ -26,7 +26,7 @@ from devtools.emulator._faults import FaultSet
 from devtools.emulator._http import Request, Response
 from devtools.emulator._identity import HUMAN, REMEDIATOR, Identities, Principal
 from devtools.emulator._lro import Operations
-from devtools.emulator._network import NIC, NSG, VNET, Network
+from devtools.emulator._network import NIC, NSG, VNET, Network, copy_json
 from devtools.emulator._routes import parse
 from devtools.emulator._server import make_server
 
@@ -204,7 +204,9 @@ class Emulator:
         """A snapshot: resource id -> the resource as GET would render it."""
         with self.network.lock:
             return {
-                rec.id: self.network.render(rec) for bucket in self.network.records.values() for rec in bucket.values()
+                rec.id: copy_json(self.network.render(rec))
+                for bucket in self.network.records.values()
+                for rec in bucket.values()
             }
 
     def set_event_subscriber(
