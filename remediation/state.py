@@ -26,7 +26,7 @@ import threading
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -96,7 +96,12 @@ class TableStateStore:
     """
 
     def __init__(
-        self, service: TableServiceClient, *, prefix: str = "lockdown", clock: Callable[[], datetime] = _now
+        self,
+        service: TableServiceClient,
+        *,
+        prefix: str = "lockdown",
+        clock: Callable[[], datetime] = _now,
+        create_tables: bool = True,
     ) -> None:
         self._clock = clock
         names = {
@@ -114,6 +119,9 @@ class TableStateStore:
                 )
         self._tables: dict[str, TableClient] = {}
         for key, table_name in names.items():
+            if not create_tables:  # readers (the audit CLI) may not be allowed to create tables
+                self._tables[key] = service.get_table_client(table_name)
+                continue
             with self._errors(table_name, "create"):
                 self._tables[key] = service.create_table_if_not_exists(table_name)
 
@@ -124,6 +132,7 @@ class TableStateStore:
         *,
         credential: TokenCredential | None = None,
         clock: Callable[[], datetime] = _now,
+        create_tables: bool = True,
         **client_options: Any,
     ) -> TableStateStore:
         """Connect with ``STATE_CONNECTION_STRING`` (Azurite) or ``STATE_TABLE_ENDPOINT`` + ``credential``."""
@@ -139,7 +148,7 @@ class TableStateStore:
             service = TableServiceClient(settings.state_table_endpoint, credential=credential, **client_options)
         else:
             raise SettingsError("set STATE_TABLE_ENDPOINT (or STATE_CONNECTION_STRING for Azurite)", where="state")
-        return cls(service, prefix=settings.state_table_prefix, clock=clock)
+        return cls(service, prefix=settings.state_table_prefix, clock=clock, create_tables=create_tables)
 
     @contextmanager
     def _errors(self, table: str, action: str) -> Iterator[None]:
@@ -201,7 +210,7 @@ class TableStateStore:
             query += " and nsg_key eq @nsg"
             params["nsg"] = nsg_id.lower()
         records: list[AuditRecord] = []
-        with self._errors(table.table_name, "read audit"):
+        with self._errors(table.table_name, "read audit"), _absent_is_empty():
             for entity in table.query_entities(query, parameters=params, results_per_page=min(max(limit, 1), 1000)):
                 records.append(_audit_from_entity(entity))
                 if len(records) >= limit:
@@ -235,7 +244,7 @@ class TableStateStore:
     def alert_states(self) -> dict[str, AlertState]:
         table = self._table("alerts")
         states: dict[str, AlertState] = {}
-        with self._errors(table.table_name, "read alert states"):
+        with self._errors(table.table_name, "read alert states"), _absent_is_empty():
             for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": _ALERT_PARTITION}):
                 state = _state_from_entity(dict(entity))
                 states[state.fingerprint] = state
@@ -269,7 +278,7 @@ class TableStateStore:
     def alert_history(self, fingerprint: str, limit: int = 100) -> list[AlertHistoryEntry]:
         table = self._table("history")
         entries: list[AlertHistoryEntry] = []
-        with self._errors(table.table_name, "read alert history"):
+        with self._errors(table.table_name, "read alert history"), _absent_is_empty():
             for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": fingerprint or "restored"}):
                 entries.append(
                     AlertHistoryEntry(
@@ -285,6 +294,13 @@ class TableStateStore:
                 if len(entries) >= limit:
                     break
         return entries
+
+
+def _absent_is_empty() -> AbstractContextManager[None]:
+    """A table that does not exist yet (a reader that may not create it) holds nothing."""
+    from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
+
+    return suppress(ResourceNotFoundError)
 
 
 def _split(text: Any) -> tuple[str, ...]:
