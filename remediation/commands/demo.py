@@ -161,13 +161,15 @@ def run(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- the network
 
 
-def cyclecloud_network(subscription_id: str, baseline: Baseline) -> list[dict[str, Any]]:
+def cyclecloud_network(
+    subscription_id: str, baseline: Baseline, *, resource_group: str = RESOURCE_GROUP
+) -> list[dict[str, Any]]:
     """A locked-down CycleCloud network as ARM resources (NSGs, one VNet, two NICs).
 
     The CycleCloud NSG holds the baseline's rules for its role, written as the
     remediator would write them, so it starts compliant.
     """
-    base = f"/subscriptions/{subscription_id}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Network"
+    base = f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/Microsoft.Network"
     vnet_id = f"{base}/virtualNetworks/vnet-cyclecloud"
     nsg_cc = f"{base}/networkSecurityGroups/nsg-cyclecloud"
     nsg_cluster = f"{base}/networkSecurityGroups/nsg-cluster"
