@@ -25,7 +25,7 @@ def bicep_files() -> list[Path]:
 @cache
 def parse(relative: str) -> dict[str, Any]:
     """The pycep JSON of ``infra/<relative>``; raises what pycep raises on a syntax error."""
-    result: dict[str, Any] = BicepParser().parse(file_path=INFRA / relative)
+    result: dict[str, Any] = dict(BicepParser().parse(file_path=INFRA / relative))
     # pycep leaves out the sections a file does not have.
     for section in ("parameters", "variables", "resources", "modules", "outputs"):
         result.setdefault(section, {})

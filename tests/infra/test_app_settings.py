@@ -74,7 +74,7 @@ class Evaluator:
         if isinstance(node, str):
             return node
         if "function" in node:
-            return node["function"]["type"] + "()"
+            return str(node["function"]["type"]) + "()"
         operands = node["operator"]["operands"]
         return self._path(operands["operand_1"]) + "." + self._path(operands["operand_2"])
 

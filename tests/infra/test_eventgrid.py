@@ -92,7 +92,7 @@ def test_app_settings_named_in_trigger_bindings_are_set_in_bicep() -> None:
 
 
 def event_with(operation: str, event_type: str) -> dict[str, object]:
-    event = copy.deepcopy(json.loads(SAMPLE_EVENT.read_text(encoding="utf-8")))
+    event: dict[str, object] = copy.deepcopy(json.loads(SAMPLE_EVENT.read_text(encoding="utf-8")))
     resource_type = "/".join(operation.split("/")[1:-1])
     names = "/".join(f"{t}/x{i}" for i, t in enumerate(resource_type.split("/")))
     uri = f"/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Network/{names}"
