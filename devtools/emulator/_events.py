@@ -123,6 +123,7 @@ class EventBus:
         self._queue: list[dict[str, Any]] = []
         self._busy = False
         self._stopped = False
+        self._paused = False
         self._subscriber: Subscriber | None = None
         self._duplicate = 0.0
         self._reorder = 0
@@ -170,8 +171,19 @@ class EventBus:
                 self._queue.append(event)
             self._cond.notify_all()
 
+    def pause(self) -> None:
+        """Hold deliveries (events still queue) until :meth:`resume`: lets a test line up a burst."""
+        with self._cond:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
     def reset(self) -> None:
         with self._cond:
+            self._paused = False
             self._queue.clear()
             self.delivered.clear()
             self.published.clear()
@@ -183,7 +195,7 @@ class EventBus:
         """Block until every queued event was handed to the subscriber; False on timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._queue or self._busy:
+            while (self._queue and not self._paused) or self._busy:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -198,7 +210,7 @@ class EventBus:
 
     def _next_batch(self) -> tuple[list[dict[str, Any]], Subscriber | None, bool] | None:
         with self._cond:
-            while not self._queue and not self._stopped:
+            while (not self._queue or self._paused) and not self._stopped:
                 self._cond.wait()
             if self._stopped:
                 return None
