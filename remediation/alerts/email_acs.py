@@ -69,7 +69,8 @@ class AcsEmailSink:
             )
             result = poller.result(timeout=self._timeout)
         except AzureError as exc:
-            raise DeliveryError(redact(f"{where}: {type(exc).__name__}: {exc.message}")) from None
+            first_line = (exc.message or "").strip().split("\n", 1)[0]
+            raise DeliveryError(redact(f"{where}: {type(exc).__name__}: {first_line}")) from None
         if not poller.done():
             raise DeliveryError(f"{where}: send not finished after {self._timeout:g}s")
         status = str((result or {}).get("status", "unknown"))

@@ -8,13 +8,11 @@ tests about the query itself assert on the query text the client sent.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from azure.core.credentials import AccessToken
 
 from remediation.azure.evidence import (
     LogsEvidence,
@@ -25,6 +23,7 @@ from remediation.azure.evidence import (
     kql_string,
 )
 from remediation.settings import Settings
+from tests.support.credential import StaticCredential
 from tests.support.https_server import Answer, HttpsServer, Request, Responder
 from tests.support.net import LocalCA, free_port
 
@@ -33,23 +32,6 @@ REMEDIATOR = "99999999-8888-7777-6666-555555555555"
 NSG = "/subscriptions/0000/resourceGroups/rg-cluster/providers/Microsoft.Network/networkSecurityGroups/nsg-cluster"
 SINCE = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
 NOW = SINCE + timedelta(hours=1)
-
-
-class StaticCredential:
-    """A TokenCredential that hands out one fixed token.
-
-    This is fine here: the local server does not validate tokens, and a real
-    credential class (azure-identity) would try IMDS or a login endpoint,
-    which tests must never reach. The SDK still runs its real bearer-token
-    policy with this object, so the Authorization header and scope are real.
-    """
-
-    def __init__(self) -> None:
-        self.scopes: list[tuple[str, ...]] = []
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        self.scopes.append(scopes)
-        return AccessToken("static-test-token", int(time.time()) + 3600)
 
 
 def table(columns: list[tuple[str, str]], rows: list[list[Any]]) -> dict[str, Any]:
