@@ -3,7 +3,6 @@ managed-identity endpoint and the ``/_emulator/`` control API, plus the Python A
 
 from __future__ import annotations
 
-import copy
 import logging
 import shutil
 import ssl
@@ -11,6 +10,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 IDENTITY_PATH = "/msi/token"
 CONTROL_PREFIX = "/_emulator/"
+MAX_LOG = 200_000  # request-log entries kept (oldest dropped first)
 _RATE_LIMITS = {"reads": 11999, "writes": 1199, "deletes": 14999}
 
 
@@ -91,7 +92,7 @@ class Emulator:
         ca.issue_cert("127.0.0.1", "localhost", "::1").configure_cert(context)
         self.events = EventBus(ca_bundle=self.ca_bundle)
         self._arm = ArmApi(self)
-        self._log: list[dict[str, Any]] = []
+        self._log: deque[dict[str, Any]] = deque(maxlen=MAX_LOG)
         self._log_lock = threading.Lock()
         self._limits: dict[tuple[str, str], tuple[int, int]] = {}
         self._server = make_server(host, port, context, self.handle)
@@ -162,8 +163,10 @@ class Emulator:
     # ------------------------------------------------------------ Python API
 
     def reset(self) -> None:
-        """Forget resources, faults, operations, the request log, events and the subscriber."""
+        """Forget resources, faults, operations, the request log, events, the subscriber and any
+        principal added since start (the built-in "remediator" and "human" keep their ids)."""
         self.network.clear()
+        self.identities.reset()
         self.faults.clear()
         self.operations.clear()
         self.events.reset()
@@ -174,7 +177,7 @@ class Emulator:
     def requests(self) -> list[dict[str, Any]]:
         """The request log: one entry per ARM or identity request, oldest first."""
         with self._log_lock:
-            return copy.deepcopy(self._log)
+            return [dict(e) for e in self._log]
 
     def clear_requests(self) -> None:
         with self._log_lock:

@@ -15,7 +15,9 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from devtools.emulator._identity import Principal
@@ -23,6 +25,7 @@ from devtools.emulator._identity import Principal
 log = logging.getLogger(__name__)
 
 Subscriber = str | Callable[[list[dict[str, Any]]], object]
+MAX_KEPT = 100_000
 
 # The well-known role definition id of Network Contributor, named in data.authorization.evidence.
 NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
@@ -70,16 +73,12 @@ def build_event(
                 "ipaddr": client_ip,
             }
         )
-    else:
-        event_claims["xms_mirid"] = (
-            f"/subscriptions/{subscription}/resourcegroups/{resource_group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{principal.display_name}"
-        )
     return {
         "subject": resource_id,
         "eventType": "Microsoft.Resources.ResourceDeleteSuccess"
         if delete
         else "Microsoft.Resources.ResourceWriteSuccess",
-        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e6) % 1000000:06d}Z",
+        "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "id": str(uuid.uuid4()),
         "data": {
             "authorization": {
@@ -130,9 +129,9 @@ class EventBus:
         self._stringify = False
         self._rng = random.Random(0)
         self._ssl = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
-        self.delivered: list[dict[str, Any]] = []
-        self.published: list[dict[str, Any]] = []
-        self.failures: list[str] = []
+        # Bounded, so a long-running emulator process does not grow without limit.
+        self.delivered: deque[dict[str, Any]] = deque(maxlen=MAX_KEPT)
+        self.failures: deque[str] = deque(maxlen=MAX_KEPT)
         self._thread = threading.Thread(target=self._run, name="emulator-events", daemon=True)
         self._thread.start()
 
@@ -163,7 +162,6 @@ class EventBus:
 
     def publish(self, event: dict[str, Any]) -> None:
         with self._cond:
-            self.published.append(event)
             if self._subscriber is None:
                 return
             self._queue.append(event)
@@ -186,7 +184,6 @@ class EventBus:
             self._paused = False
             self._queue.clear()
             self.delivered.clear()
-            self.published.clear()
             self.failures.clear()
             self._subscriber = None
             self._duplicate, self._reorder, self._stringify = 0.0, 0, False

@@ -15,6 +15,10 @@ KINDS: tuple[str, ...] = ("status", "drop", "delay", "lro_failed")
 
 # ARM's error code for each injected status when the fault names none.
 DEFAULT_CODES: dict[int, tuple[str, str]] = {
+    403: (
+        "AuthorizationFailed",
+        "The client does not have authorization to perform this action or the scope is invalid. (injected)",
+    ),
     409: (
         "AnotherOperationInProgress",
         "Another operation on this or dependent resource is in progress. To retrieve status of the operation "

@@ -53,6 +53,12 @@ class Identities:
         self.issuer = f"https://sts.windows.net/{tenant_id}/"
         self._lock = threading.Lock()
         self._by_name: dict[str, Principal] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the two built-in principals, with their fixed ids."""
+        with self._lock:
+            self._by_name.clear()
         self.add(
             REMEDIATOR,
             kind="ServicePrincipal",

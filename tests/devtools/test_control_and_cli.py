@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -137,3 +139,20 @@ def test_cli_reports_a_bad_seed_file(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "LocationRequired" in result.stderr
+
+
+def test_chunked_request_bodies_are_read(arm_emulator: Emulator) -> None:
+    context = ssl.create_default_context(cafile=arm_emulator.ca_bundle)
+    conn = http.client.HTTPSConnection("127.0.0.1", arm_emulator.port, context=context, timeout=10)
+    body = json.dumps(nsg_body(("r", rule()))).encode()
+    conn.request(
+        "PUT",
+        f"{nsg_id()}?api-version={API}",
+        body=iter([body[:7], body[7:]]),
+        headers={"Authorization": f"Bearer {arm_emulator.token_for()}", "Content-Type": "application/json"},
+        encode_chunked=True,
+    )
+    response = conn.getresponse()
+    assert response.status == 201
+    assert json.loads(response.read())["properties"]["securityRules"][0]["name"] == "r"
+    conn.close()
