@@ -62,20 +62,32 @@ def build_plan(review: NsgReview) -> RemediationPlan:
     rules = list(nsg.security_rules)
     added: list[SecurityRule] = []
     replaced: list[SecurityRule] = []
-    for req in sorted(review.requirements, key=lambda r: (r.rule.direction.value, r.rule.priority)):
-        if review.portion(req).is_empty or review.satisfied(_with_rules(nsg, rules), req):
-            continue
-        named = next((r for r in rules if r.name.lower() == req.name.lower()), None)
-        if named is not None and _same_match(named, req.rule) and named.access is req.rule.access:
-            continue  # present and intact but overridden: shadowed, nothing of ours to restore
-        without = [r for r in rules if r is not named]
-        placed = _place(review, nsg, without, req.rule)
-        if placed is None:
-            continue
-        rules = [*without, placed] if named is None else [placed if r is named else r for r in rules]
-        added.append(placed)
-        if named is not None:
-            replaced.append(named)
+    ordered = sorted(review.requirements, key=lambda r: (r.rule.direction.value, r.rule.priority))
+    changed = True
+    while changed:
+        # Restoring one rule can break a requirement judged before it: with both
+        # AllowAzureRM and BlockOutbound deleted, AzureRM's flows pass by the
+        # default AllowInternetOutBound until BlockOutbound is restored. So go
+        # round again until nothing more is placed; each requirement is placed
+        # at most once (afterwards its rule is present and intact), so this ends.
+        changed = False
+        for req in ordered:
+            if review.portion(req).is_empty:
+                continue
+            named = next((r for r in rules if r.name.lower() == req.name.lower()), None)
+            if review.satisfied(_with_rules(nsg, rules), req) and (named is None or review.same_meaning(named, req)):
+                continue  # met, and no rule under our name was widened
+            if named is not None and _same_match(named, req.rule) and named.access is req.rule.access:
+                continue  # present and intact but overridden: shadowed, nothing of ours to restore
+            without = [r for r in rules if r is not named]
+            placed = _place(review, nsg, without, req.rule)
+            if placed is None:
+                continue
+            rules = [*without, placed] if named is None else [placed if r is named else r for r in rules]
+            added.append(placed)
+            if named is not None:
+                replaced.append(named)
+            changed = True
     return RemediationPlan(
         nsg_id=nsg.id,
         nsg_name=nsg.name,

@@ -153,9 +153,21 @@ class NsgReview:
             return []
         verdict = evaluate_nsg(self.universe, nsg, req.rule.direction, portion)
         wrong = verdict.denied if req.rule.access is Access.ALLOW else verdict.allowed
-        if wrong.is_empty:
-            return []
         named = _named(nsg, req.name)
+        if wrong.is_empty:
+            if named is not None and not self.same_meaning(named, req):
+                # Its portion is still decided right, but the rule under the baseline's
+                # name was widened (AllowAzureRM to any port): it is ours to restore.
+                return [
+                    Problem(
+                        FindingKind.MODIFIED_RULE,
+                        req.name,
+                        nsg.id,
+                        named,
+                        f"rule {named.name!r} no longer does what the baseline requires: {self._difference(named, req)}",
+                    )
+                ]
+            return []
         culprits = [d.rule for d in verdict.decisions if d.access is not req.rule.access and d.rule is not named]
         custom_culprit = next((r for r in culprits if not r.is_default), None)
         what = f"{wrong.describe()} ({req.rule.access.value.lower()} required by {req.name})"
@@ -188,6 +200,24 @@ class NsgReview:
         if deciding is not None:
             detail += f"; decided now by {deciding.name!r} (priority {deciding.priority})"
         return [Problem(FindingKind.MISSING_RULE, req.name, nsg.id, deciding, detail)]
+
+    def same_meaning(self, rule: SecurityRule, req: RuleRequirement) -> bool:
+        """The rule decides exactly the requirement's flows, the same way (spelling aside)."""
+        if rule.direction is not req.rule.direction or rule.access is not req.rule.access:
+            return False
+        mine, wanted = self.universe.rule_flows(rule), self.universe.rule_flows(req.rule)
+        return mine.issubset(wanted) and wanted.issubset(mine)
+
+    def _difference(self, rule: SecurityRule, req: RuleRequirement) -> str:
+        if rule.direction is not req.rule.direction or rule.access is not req.rule.access:
+            return f"it is {rule.direction.value} {rule.access.value}, the baseline's {req.rule.direction.value} {req.rule.access.value}"
+        mine, wanted = self.universe.rule_flows(rule), self.universe.rule_flows(req.rule)
+        parts = []
+        if not (mine - wanted).is_empty:
+            parts.append(f"it also matches {(mine - wanted).describe()}")
+        if not (wanted - mine).is_empty:
+            parts.append(f"it no longer matches {(wanted - mine).describe()}")
+        return "; ".join(parts)
 
     def _equivalent(self, rule: SecurityRule, req: RuleRequirement) -> bool:
         """Same direction and access, and it matches at least the requirement's portion."""
