@@ -130,6 +130,7 @@ class EventBus:
         self._rng = random.Random(0)
         self._ssl = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
         # Bounded, so a long-running emulator process does not grow without limit.
+        self.published: deque[dict[str, Any]] = deque(maxlen=MAX_KEPT)  # every event, subscriber or not
         self.delivered: deque[dict[str, Any]] = deque(maxlen=MAX_KEPT)
         self.failures: deque[str] = deque(maxlen=MAX_KEPT)
         self._thread = threading.Thread(target=self._run, name="emulator-events", daemon=True)
@@ -162,6 +163,7 @@ class EventBus:
 
     def publish(self, event: dict[str, Any]) -> None:
         with self._cond:
+            self.published.append(event)
             if self._subscriber is None:
                 return
             self._queue.append(event)
@@ -184,6 +186,7 @@ class EventBus:
             self._paused = False
             self._queue.clear()
             self.delivered.clear()
+            self.published.clear()
             self.failures.clear()
             self._subscriber = None
             self._duplicate, self._reorder, self._stringify = 0.0, 0, False
