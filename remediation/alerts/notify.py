@@ -12,14 +12,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from remediation.alerts.dispatch import Channel, DeliveryReport, dispatch
-from remediation.alerts.policy import Restoration, decide, settle
+from remediation.alerts.enrich import enrich
+from remediation.alerts.policy import OPEN, Restoration, decide, settle
 from remediation.findings import Finding
-from remediation.ports import Alert, StateStore
+from remediation.ports import Alert, AlertState, EvidenceSource, StateStore
 from remediation.settings import Secret
+
+DEFAULT_LOOKBACK = timedelta(hours=6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +51,25 @@ def notify(
     secrets: Sequence[Secret] = (),
     sleep: Callable[[float], None] = time.sleep,
     attempts: int = 3,
+    evidence_source: EvidenceSource | None = None,
+    evidence_lookback: timedelta = DEFAULT_LOOKBACK,
 ) -> Notified:
-    """Alert operators about one assessment of ``scopes`` (see :func:`~remediation.alerts.policy.decide`)."""
+    """Alert operators about one assessment of ``scopes`` (see :func:`~remediation.alerts.policy.decide`).
+
+    With ``evidence_source``, findings about to be alerted for the first time
+    get the actor (where ``actors`` has none) and evidence lines from the
+    last ``evidence_lookback``.
+    """
+    states = store.alert_states()
+    if evidence_source is not None:
+        fresh = [f for f in findings if _owed(states.get(f.fingerprint))]
+        if fresh:
+            found = enrich(fresh, evidence_source, since=now - evidence_lookback, known_actors=actors)
+            actors = {**found.actors, **(actors or {})}
+            evidence = {**found.evidence, **(evidence or {})}
     decision = decide(
         findings,
-        store.alert_states(),
+        states,
         now,
         reminder_hours=reminder_hours,
         scopes=scopes,
@@ -61,9 +78,14 @@ def notify(
         evidence=evidence,
     )
     report = dispatch(decision.alerts, channels, sleep=sleep, secrets=secrets, attempts=attempts)
-    states = settle(decision, report.undelivered())
-    if states:
-        store.save_alert_states(states)
+    settled = settle(decision, report.undelivered())
+    if settled:
+        store.save_alert_states(settled)
     for entry in report.history(decision.alerts, now):
         store.record_alert(entry)
     return Notified(decision.alerts, report)
+
+
+def _owed(state: AlertState | None) -> bool:
+    """True when the finding's opening alert has not been sent yet."""
+    return state is None or state.status != OPEN or state.last_sent is None
