@@ -34,6 +34,11 @@ from remediation.settings import Settings
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ATTEMPTS = 4
+#: Extra in-process tries after a TransientError. The adapter's client already
+#: retried throttling, 5xx and lost connections, so retrying those again here
+#: would multiply the requests; one more re-read and write covers a failed
+#: long-running operation. Anything beyond is the trigger's (Event Grid, timer).
+TRANSIENT_RETRIES = 1
 
 
 def utcnow() -> datetime:
@@ -363,9 +368,10 @@ def _apply(
     tags: Any,
     max_attempts: int,
 ) -> None:
-    """Write the plan; on conflict or a transient failure re-read, re-plan and retry (bounded)."""
+    """Write the plan; on conflict (or once, a transient failure) re-read, re-plan and retry, bounded."""
     current, plan = nsg, outcome.plan
     assert plan is not None
+    transient_left = TRANSIENT_RETRIES
     for attempt in range(1, max_attempts + 1):
         outcome.attempts = attempt
         try:
@@ -373,6 +379,10 @@ def _apply(
         except (ConflictError, TransientError) as exc:
             if attempt == max_attempts:
                 raise
+            if not isinstance(exc, ConflictError):
+                if transient_left == 0:
+                    raise
+                transient_left -= 1
             log.warning("write to %s: %s; re-reading (attempt %d of %d)", nsg.id, exc, attempt, max_attempts)
             current = source.get_nsg(nsg.id)
             check = assess(_with_nsg(inventory, current), baseline, tags=tags)

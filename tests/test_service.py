@@ -240,6 +240,21 @@ def test_audit_mode_and_dry_run_never_write(mode: Mode, dry_run: bool, skipped: 
     assert [f.requirement for f in report.remaining] == ["AllowAzureStorage"]
 
 
+def test_conflicts_are_retried_up_to_the_bound() -> None:
+    arm = network(broken="nsg-cyclecloud-missing-storage.json")
+    arm.failures = [ConflictError("409 AnotherOperationInProgress")] * 3
+    report = run(arm)
+    assert arm.puts == [CC]
+    assert report.ok
+    arm2 = network(broken="nsg-cyclecloud-missing-storage.json")
+    arm2.failures = [ConflictError("412")] * 10
+    report2 = run(arm2, max_attempts=3)
+    [outcome] = [o for o in report2.nsgs if o.nsg_id == CC]
+    assert outcome.attempts == 3
+    assert outcome.transient  # ConflictError is a TransientError: the trigger retries later
+    assert arm2.puts == []
+
+
 def test_human_edit_racing_the_write_is_kept() -> None:
     arm = network(broken="nsg-cyclecloud-missing-storage.json")
     arm.before_write = lambda nsg_id: arm.human_edit(nsg_id, deny_rule("HumanDeny8080", "8080", 300))
@@ -269,18 +284,20 @@ def test_someone_else_restoring_first_means_no_write() -> None:
     assert report.remaining == []
 
 
-def test_transient_failures_are_retried_then_reported() -> None:
+def test_transient_failure_gets_one_more_try_then_is_reported() -> None:
+    # The adapter's client already retried; the service adds one re-read and write (a failed LRO).
     arm = network(broken="nsg-cyclecloud-missing-storage.json")
-    arm.failures = [TransientError("503"), TransientError("503")]
+    arm.failures = [TransientError("LRO failed")]
     report = run(arm)
     assert arm.puts == [CC]
     assert report.ok
     arm2 = network(broken="nsg-cyclecloud-missing-storage.json")
     arm2.failures = [TransientError("503")] * 10
-    report2 = run(arm2, max_attempts=3)
+    report2 = run(arm2)
     [outcome] = [o for o in report2.nsgs if o.nsg_id == CC]
     assert outcome.transient
-    assert outcome.attempts == 3
+    assert outcome.attempts == 2
+    assert len(arm2.failures) == 8
     assert "503" in (outcome.error or "")
     assert report2.transient_failure
     assert not report2.ok
