@@ -6,10 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-import remediation.assess as assess_module
 from remediation.assess import Assessment, assess
 from remediation.findings import FindingKind
-from remediation.model import Direction, Inventory, NetworkSecurityGroup, SecurityRule
+from remediation.model import Inventory, NetworkSecurityGroup, SecurityRule
 from remediation.network import Network
 from remediation.plan import RemediationPlan, build_plan, planned_nsg
 from remediation.review import NsgReview
@@ -168,25 +167,6 @@ def test_build_plan_is_pure_and_repeatable() -> None:
     review = NsgReview(network, group, network.roles(group), BASELINE, CONTAINMENT)
     assert build_plan(review) == build_plan(review)
     assert group.security_rules == (AAD, BLOCK)
-
-
-def test_plan_fix_regression_fails_with_single_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The old single-pass planner, reconstructed here, shows the bug the fixpoint fixes."""
-
-    def single_pass(review: NsgReview) -> RemediationPlan:
-        rules = list(review.nsg.security_rules)
-        added: list[SecurityRule] = []
-        for req in sorted(review.requirements, key=lambda r: (r.rule.direction.value, r.rule.priority)):
-            if review.satisfied(replace(review.nsg, security_rules=tuple(rules)), req):
-                continue
-            if req.rule.priority not in {r.priority for r in rules if r.direction is Direction.OUTBOUND}:
-                rules.append(req.rule)
-                added.append(req.rule)
-        return RemediationPlan(review.nsg.id, review.nsg.name, tuple(rules), tuple(added))
-
-    monkeypatch.setattr(assess_module, "build_plan", single_pass)
-    result = assess(Inventory(nsgs=(nsg(STORAGE, AAD, MONITOR),)), BASELINE)
-    assert any(not f.remediable and f.requirement == "AllowAzureRM" for f in result.findings)
 
 
 def _planned(group: NetworkSecurityGroup) -> NetworkSecurityGroup:
