@@ -17,19 +17,19 @@ from typing import Any
 
 from azure.core.credentials import TokenCredential
 
-from remediation.alerts.dispatch import Channel, dispatch
-from remediation.alerts.email_acs import AcsEmailSink
-from remediation.alerts.email_smtp import SmtpSink
-from remediation.alerts.policy import Restoration, decide, settle
-from remediation.alerts.teams import TeamsSink
+from remediation.alerts.channels import channels_from_settings, secrets_of
+from remediation.alerts.dispatch import Channel
+from remediation.alerts.notify import notify
+from remediation.alerts.policy import Restoration
 from remediation.azure.arm import ArmNetwork, ArmOptions, default_credential
+from remediation.azure.evidence import evidence_from_settings
 from remediation.baseline import Baseline
 from remediation.baseline_file import load_baseline
 from remediation.errors import SettingsError
 from remediation.findings import Finding
-from remediation.ports import Alert, NsgSource, NsgWriter, StateStore
+from remediation.ports import Alert, EvidenceSource, NsgSource, NsgWriter, StateStore
 from remediation.service import Notifier, Restored
-from remediation.settings import Secret, Settings
+from remediation.settings import Settings
 from remediation.state import InMemoryStateStore, TableStateStore
 from remediation.tags import TagModel, exact_from_documents
 
@@ -51,11 +51,11 @@ class Runtime:
 
 
 class AlertNotifier:
-    """The alert policy, delivery and alert state in one :class:`~remediation.service.Notifier`.
+    """:class:`~remediation.service.Notifier` on :func:`remediation.alerts.notify.notify`.
 
-    decide (what to tell whom) -> dispatch (deliver, never raising) -> settle
-    (undo the "sent" mark of what nobody received) -> store states and history.
-    ``sent`` keeps every alert decided, newest last (the demo prints them).
+    decide (what to tell whom) -> dispatch (never raising) -> settle -> store
+    states and history; ``evidence`` (Azure Monitor) names actors and denied
+    flows for new findings. ``sent`` keeps every alert decided, newest last.
     """
 
     def __init__(
@@ -64,12 +64,12 @@ class AlertNotifier:
         channels: Sequence[Channel],
         settings: Settings,
         *,
-        dispatcher: Callable[..., Any] = dispatch,
+        evidence: EvidenceSource | None = None,
     ) -> None:
         self._state = state
         self._channels = tuple(channels)
         self._settings = settings
-        self._dispatch = dispatcher
+        self._evidence = evidence
         self.sent: list[Alert] = []
 
     def notify(
@@ -82,61 +82,24 @@ class AlertNotifier:
         at: datetime,
     ) -> Sequence[str]:
         restorations = [Restoration(r.nsg_id, r.rules, r.fixed, actor=r.actor or actor) for r in restored]
-        decision = decide(
+        done = notify(
             findings,
-            self._state.alert_states(),
-            at,
+            store=self._state,
+            channels=self._channels,
+            now=at,
             reminder_hours=self._settings.reminder_hours,
             scopes=scopes,
             restorations=restorations,
             actors={f.nsg: actor for f in findings} if actor else None,
+            secrets=secrets_of(self._settings),
+            evidence_source=self._evidence,
         )
-        secrets: list[Secret] = [self._settings.teams_webhook_url, self._settings.smtp_password]
-        delivery = self._dispatch(decision.alerts, self._channels, secrets=secrets)
-        self._state.save_alert_states(settle(decision, delivery.undelivered()))
-        for entry in delivery.history(decision.alerts, at):
-            self._state.record_alert(entry)
-        self.sent.extend(decision.alerts)
+        self.sent.extend(done.alerts)
         lines = []
-        for alert in decision.alerts:
-            took = [d.channel for d in delivery.deliveries if d.alert is alert and d.delivered]
+        for alert in done.alerts:
+            took = [d.channel for d in done.report.deliveries if d.alert is alert and d.delivered]
             lines.append(f"{alert.status.value}: {alert.title} -> {', '.join(took) or 'no channel'}")
         return lines
-
-
-def build_channels(settings: Settings, credential: TokenCredential | None = None) -> list[Channel]:
-    """The alert channels the settings configure (none configured: no channel)."""
-    channels: list[Channel] = []
-    if settings.teams_webhook_url:
-        channels.append(Channel(TeamsSink(settings.teams_webhook_url), settings.min_severity_teams))
-    if settings.email_to and settings.email_from and settings.acs_endpoint:
-        channels.append(
-            Channel(
-                AcsEmailSink(
-                    endpoint=settings.acs_endpoint,
-                    credential=credential or default_credential(settings),
-                    sender=settings.email_from,
-                    recipients=settings.email_to,
-                ),
-                settings.min_severity_email,
-            )
-        )
-    if settings.email_to and settings.email_from and settings.smtp_host:
-        channels.append(
-            Channel(
-                SmtpSink(
-                    host=settings.smtp_host,
-                    port=settings.smtp_port,
-                    sender=settings.email_from,
-                    recipients=settings.email_to,
-                    username=settings.smtp_username,
-                    password=settings.smtp_password,
-                    starttls=settings.smtp_starttls,
-                ),
-                settings.min_severity_email,
-            )
-        )
-    return channels
 
 
 def load_tags(settings: Settings) -> TagModel | None:
@@ -173,14 +136,14 @@ def build_runtime(
     arm = ArmNetwork.from_settings(settings, credential=credential, options=arm_options)
     baseline = load_baseline(settings.baseline_path or None)
     store = state if state is not None else build_state(settings, credential)
-    chosen = list(channels) if channels is not None else build_channels(settings, credential)
+    chosen = list(channels) if channels is not None else channels_from_settings(settings, credential=credential)
     return Runtime(
         settings=settings,
         source=arm,
         writer=arm,
         baseline=baseline,
         state=store,
-        alerts=AlertNotifier(store, chosen, settings),
+        alerts=AlertNotifier(store, chosen, settings, evidence=evidence_from_settings(settings, credential)),
         tags=load_tags(settings),
         close=arm.close,
     )
