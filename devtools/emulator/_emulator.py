@@ -122,9 +122,14 @@ class Emulator:
         }
 
     def env(self) -> dict[str, str]:
-        """Environment that points an unchanged product process at this emulator."""
+        """Environment that points an unchanged product process at this emulator, running as the
+        "remediator" managed identity (AZURE_CLIENT_ID selects it, REMEDIATOR_PRINCIPAL_ID lets
+        the product recognise its own writes in events)."""
+        remediator = self.identities.get(REMEDIATOR)
         return {
             "ARM_ENDPOINT": self.endpoint,
+            "AZURE_CLIENT_ID": remediator.appid,
+            "REMEDIATOR_PRINCIPAL_ID": remediator.oid,
             "IDENTITY_ENDPOINT": self.identity_endpoint,
             "IDENTITY_HEADER": self.identity_header,
             "REQUESTS_CA_BUNDLE": self.ca_bundle,

@@ -91,6 +91,14 @@ def test_reads_failures_and_seeds_send_no_events(rest: Rest, arm_emulator: Emula
     rest.delete(nsg_id("ghost"))
     assert arm_emulator.events.wait_idle()
     assert collector.events == []
+    assert list(arm_emulator.events.published) == []
+
+
+def test_events_are_published_without_a_subscriber(rest: Rest, arm_emulator: Emulator) -> None:
+    arm_emulator.config.lro_polls = 0
+    rest.put(nsg_id(), nsg_body())
+    assert [e["subject"] for e in arm_emulator.events.published] == [nsg_id()]
+    assert list(arm_emulator.events.delivered) == []
 
 
 def test_events_wait_for_the_operation_to_succeed(rest: Rest, arm_emulator: Emulator, collector: Collector) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from typing import Any
 
@@ -64,8 +65,10 @@ def test_user_assigned_identity_by_client_id(arm_emulator: Emulator) -> None:
 
 def test_default_azure_credential_gets_its_token_from_the_emulator(arm_env: Emulator) -> None:
     token = DefaultAzureCredential().get_token(arm_env.endpoint + "/.default")
-    assert claims_of(token.token)["oid"] == arm_env.identities.get(REMEDIATOR).oid
+    remediator = arm_env.identities.get(REMEDIATOR)
+    assert claims_of(token.token)["oid"] == remediator.oid
     assert [r["action"] for r in arm_env.requests()] == ["identity/token"]
+    assert os.environ["REMEDIATOR_PRINCIPAL_ID"] == remediator.oid
 
 
 def test_azure_client_id_selects_a_user_assigned_identity(arm_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,8 +88,6 @@ def test_tokens_for_other_principals_name_them(arm_emulator: Emulator) -> None:
 
 def test_without_the_emulator_the_guard_keeps_identity_local() -> None:
     # The autouse guard points managed identity at a closed local port: failure, not IMDS.
-    import os
-
     assert os.environ["IDENTITY_ENDPOINT"] == DEAD_IDENTITY_ENDPOINT
     start = time.perf_counter()
     with pytest.raises(Exception, match=r"(?i)managed identity|connect|refused|unavailable"):

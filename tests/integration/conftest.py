@@ -14,6 +14,7 @@ Stable API (other test packages import these; change only additively):
     ``arm_emulator`` plus a monkeypatched environment that points the unchanged product at it:
     ARM_ENDPOINT, IDENTITY_ENDPOINT, IDENTITY_HEADER (so ``DefaultAzureCredential`` uses the App
     Service managed identity served by the emulator, as the "remediator" principal),
+    AZURE_CLIENT_ID / REMEDIATOR_PRINCIPAL_ID (that identity's client id and object id),
     REQUESTS_CA_BUNDLE / SSL_CERT_FILE / CURL_CA_BUNDLE (the emulator's CA), AZURE_SUBSCRIPTION_ID.
     Every other credential variable (AZURE_CLIENT_SECRET, MSI_*, ...) is removed. Returns the emulator.
 
