@@ -101,7 +101,8 @@ Interval = tuple[int, int]  # [low, high) on the address line
 
 def _interval(net: IPNetwork) -> Interval:
     low = int(net.network_address) + (_V6_OFFSET if net.version == 6 else 0)
-    return low, low + net.num_addresses
+    # 1 << host bits, not net.num_addresses: the same number, without ipaddress's slow path.
+    return low, low + (1 << (net.max_prefixlen - net.prefixlen))
 
 
 def _subtract(intervals: Sequence[Interval], holes: Sequence[Interval]) -> list[Interval]:
@@ -240,6 +241,9 @@ class Universe:
         self.all_ports = (1 << (len(self._port_points) - 1)) - 1
         self._address_cache: dict[Address, int] = {}
         self._port_cache: dict[PortRange, int] = {}
+        # Rule cubes by object id (the rule is kept alongside, so its id stays unique):
+        # a review evaluates the same rules many times, and hashing a rule costs more.
+        self._rule_cache: dict[int, tuple[SecurityRule, Cube]] = {}
         self.everything: Cube = (ALL_PROTOCOLS, self.all_addresses, self.all_ports, self.all_addresses, self.all_ports)
 
     @classmethod
@@ -364,8 +368,16 @@ class Universe:
         cube = self.cube(query.protocol, query.sources, query.source_ports, query.destinations, query.destination_ports)
         return FlowSet(self, (cube,) if _nonempty(cube) else ())
 
+    def rule_cube(self, rule: SecurityRule) -> Cube:
+        """The flows ``rule`` matches, as one cube (possibly empty), computed once per rule."""
+        cached = self._rule_cache.get(id(rule))
+        if cached is None or cached[0] is not rule:
+            cube = self.cube(rule.protocol, rule.sources, rule.source_ports, rule.destinations, rule.destination_ports)
+            cached = self._rule_cache[id(rule)] = (rule, cube)
+        return cached[1]
+
     def rule_flows(self, rule: SecurityRule) -> FlowSet:
-        cube = self.cube(rule.protocol, rule.sources, rule.source_ports, rule.destinations, rule.destination_ports)
+        cube = self.rule_cube(rule)
         return FlowSet(self, (cube,) if _nonempty(cube) else ())
 
     def all_flows(self) -> FlowSet:
@@ -413,6 +425,11 @@ def _cube_minus(a: Cube, b: Cube) -> list[Cube]:
     """``a - b`` as disjoint cubes (at most five)."""
     if _intersect(a, b) is None:
         return [a]
+    return _split_off(a, b)
+
+
+def _split_off(a: Cube, b: Cube) -> list[Cube]:
+    """``a - b`` for cubes known to overlap."""
     out: list[Cube] = []
     cur = list(a)
     for i in range(5):
@@ -567,19 +584,20 @@ def evaluate_rules(
     for rule in rules:
         if not remaining:
             break
-        r = universe.rule_flows(rule)
-        if r.is_empty:
+        rc = universe.rule_cube(rule)
+        r0, r1, r2, r3, r4 = rc
+        if not (r0 and r1 and r2 and r3 and r4):
             continue
-        rc = r.cubes[0]
         matched: list[Cube] = []
         nxt: list[Cube] = []
         for c in remaining:
-            hit = _intersect(c, rc)
-            if hit is None:
+            # _intersect, inlined: this loop is the evaluator's hot spot.
+            h0, h1, h2, h3, h4 = c[0] & r0, c[1] & r1, c[2] & r2, c[3] & r3, c[4] & r4
+            if not (h0 and h1 and h2 and h3 and h4):
                 nxt.append(c)
                 continue
-            matched.append(hit)
-            nxt.extend(_cube_minus(c, rc))
+            matched.append((h0, h1, h2, h3, h4))
+            nxt.extend(_split_off(c, rc))
         if matched:
             decisions.append(Decision(rule, FlowSet(universe, tuple(matched)), nsg_id))
             (allowed if rule.access is Access.ALLOW else denied).extend(matched)

@@ -1,0 +1,214 @@
+"""Benchmark: evaluate 5,000 NSGs of 50 custom rules each against the baseline.
+
+    .venv/bin/python benchmarks/bench_evaluate.py [--count N] [--rules N]
+
+5,000 is the per-region limit of NSGs per subscription. Each NSG is an ARM
+REST document holding the five baseline rules (some drifted) plus human
+rules with prefixes, service tags and port ranges. The figures: the time
+json.loads takes for the documents, the time parsing them into the model
+takes (reported apart), and the time assess() takes (review, plan and the
+re-check of the plan), per NSG and as a ratio to json.loads. The target is
+ratio <= 1. Peak memory is measured by tracemalloc in a separate pass, since
+tracing slows everything down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from remediation.assess import assess
+from remediation.baseline import Baseline
+from remediation.baseline_file import load_baseline
+from remediation.model import Inventory, NetworkSecurityGroup
+from remediation.parse import parse_document
+
+SUB = "00000000-0000-0000-0000-00000000b000"
+NSG_BASE = f"/subscriptions/{SUB}/resourceGroups/rg-bench/providers/Microsoft.Network/networkSecurityGroups"
+
+TAGS = [
+    "Storage",
+    "Storage.WestEurope",
+    "AzureActiveDirectory",
+    "AzureMonitor",
+    "AzureCloud",
+    "Internet",
+    "VirtualNetwork",
+]
+PORTS = ["22", "80", "443", "3389", "5672", "9443", "8000-8100", "1024-65535", "*"]
+
+
+def _prefix(rnd: random.Random) -> str:
+    kind = rnd.random()
+    if kind < 0.5:
+        return f"10.{rnd.randrange(256)}.{rnd.randrange(256)}.0/24"
+    if kind < 0.8:
+        return f"10.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(0, 256, 16)}/28"
+    return f"{rnd.choice([20, 40, 52, 104])}.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}"
+
+
+def _rule(
+    name: str, priority: int, direction: str, access: str, protocol: str, src: Any, dst: Any, port: Any
+) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "provisioningState": "Succeeded",
+        "protocol": protocol,
+        "access": access,
+        "priority": priority,
+        "direction": direction,
+        "sourcePortRange": "*",
+    }
+    for side, value in (("source", src), ("destination", dst)):
+        if isinstance(value, list):
+            props[f"{side}AddressPrefixes"] = value
+        else:
+            props[f"{side}AddressPrefix"] = value
+    if isinstance(port, list):
+        props["destinationPortRanges"] = port
+    else:
+        props["destinationPortRange"] = port
+    return {"name": name, "id": f"{NSG_BASE}/x/securityRules/{name}", "properties": props}
+
+
+BASELINE_RULES = [
+    ("AllowAzureStorage", 100, "Outbound", "Allow", "Tcp", "*", "Storage", "443"),
+    ("AllowActiveDirectory", 101, "Outbound", "Allow", "Tcp", "*", "AzureActiveDirectory", "443"),
+    ("AllowAzureMonitor", 102, "Outbound", "Allow", "Tcp", "*", "AzureMonitor", "443"),
+    ("AllowAzureRM", 103, "Outbound", "Allow", "Tcp", "*", "AzureResourceManager", "443"),
+    ("BlockOutbound", 4000, "Outbound", "Deny", "*", "*", "Internet", "*"),
+]
+
+
+def make_nsg(index: int, rules: int, rnd: random.Random) -> dict[str, Any]:
+    """One NSG document: the baseline (10% of them drifted) plus human rules up to ``rules``."""
+    body: list[dict[str, Any]] = []
+    taken: set[tuple[str, int]] = set()
+    for name, priority, direction, access, protocol, src, dst, wanted_port in BASELINE_RULES:
+        fate = rnd.random()
+        if fate < 0.03:
+            continue  # deleted
+        port = "80" if fate < 0.06 else wanted_port  # 3% modified
+        body.append(_rule(name, priority, direction, access, protocol, src, dst, port))
+        taken.add((direction, priority))
+    while len(body) < rules:
+        direction = rnd.choice(["Inbound", "Inbound", "Outbound"])
+        priority = rnd.randrange(104, 3990)
+        if (direction, priority) in taken:
+            continue
+        taken.add((direction, priority))
+        h_src: Any = rnd.choice(["*", "VirtualNetwork", _prefix(rnd), [_prefix(rnd), _prefix(rnd)]])
+        h_dst: Any = rnd.choice(
+            [rnd.choice(TAGS), _prefix(rnd), [_prefix(rnd) for _ in range(rnd.randrange(1, 4))]]
+            if direction == "Outbound"
+            else ["VirtualNetwork", _prefix(rnd), "*"]
+        )
+        h_port: Any = rnd.choice(PORTS) if rnd.random() < 0.7 else rnd.sample(PORTS[:-1], rnd.randrange(2, 4))
+        h_access = "Deny" if rnd.random() < 0.3 else "Allow"
+        h_protocol = rnd.choice(["Tcp", "Tcp", "Udp", "*"])
+        body.append(_rule(f"human-{len(body)}", priority, direction, h_access, h_protocol, h_src, h_dst, h_port))
+    name = f"nsg-{index:05d}"
+    return {
+        "name": name,
+        "id": f"{NSG_BASE}/{name}",
+        "type": "Microsoft.Network/networkSecurityGroups",
+        "location": "westeurope",
+        "tags": {"cyclecloud-lockdown": "cyclecloud"},
+        "properties": {"provisioningState": "Succeeded", "securityRules": body},
+    }
+
+
+def generate(count: int, rules: int, seed: int = 2026) -> list[str]:
+    rnd = random.Random(seed)
+    return [json.dumps(make_nsg(i, rules, rnd)) for i in range(count)]
+
+
+def evaluate_all(nsgs: list[NetworkSecurityGroup], baseline: Baseline) -> int:
+    findings = 0
+    for group in nsgs:
+        findings += len(assess(Inventory(nsgs=(group,)), baseline).findings)
+    return findings
+
+
+def run(count: int, rules: int) -> dict[str, float]:
+    texts = generate(count, rules)
+    baseline = load_baseline()
+    megabytes = sum(len(t) for t in texts) / 1e6
+
+    start = time.perf_counter()
+    docs = [json.loads(t) for t in texts]
+    t_json = time.perf_counter() - start
+
+    start = time.perf_counter()
+    nsgs = [parse_document(d, where=f"nsg[{i}]").nsgs[0] for i, d in enumerate(docs)]
+    t_parse = time.perf_counter() - start
+
+    start = time.perf_counter()
+    findings = evaluate_all(nsgs, baseline)
+    t_eval = time.perf_counter() - start
+
+    sample = nsgs[: min(len(nsgs), 500)]
+    tracemalloc.start()
+    evaluate_all(sample, baseline)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    tracemalloc.start()
+    held = [parse_document(json.loads(t), where="sample").nsgs[0] for t in texts[: len(sample)]]
+    evaluate_all(held, baseline)
+    _, peak_all = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    return {
+        "nsgs": count,
+        "rules_per_nsg": rules,
+        "json_mb": megabytes,
+        "json_loads_s": t_json,
+        "parse_s": t_parse,
+        "evaluate_s": t_eval,
+        "findings": findings,
+        "peak_eval_mib": peak / 2**20,
+        "peak_pipeline_mib": peak_all / 2**20,
+        "traced_sample": len(sample),
+    }
+
+
+def report(figures: dict[str, float]) -> None:
+    n = figures["nsgs"]
+    per = 1e6 / n
+    print(
+        f"bench_evaluate: {n:.0f} NSGs x {figures['rules_per_nsg']:.0f} custom rules ({figures['json_mb']:.1f} MB of ARM JSON)"
+    )
+    print(f"  json.loads     {figures['json_loads_s']:8.3f} s  {figures['json_loads_s'] * per:8.1f} us/NSG")
+    print(f"  parse to model {figures['parse_s']:8.3f} s  {figures['parse_s'] * per:8.1f} us/NSG")
+    print(
+        f"  evaluate       {figures['evaluate_s']:8.3f} s  {figures['evaluate_s'] * per:8.1f} us/NSG  (assess: review + plan + re-check)"
+    )
+    print(f"  ratio evaluate / json.loads = {figures['evaluate_s'] / figures['json_loads_s']:.2f}  (target <= 1)")
+    print(f"  findings: {figures['findings']:.0f}")
+    sample = figures["traced_sample"]
+    print(f"  peak traced memory, evaluating {sample:.0f} parsed NSGs: {figures['peak_eval_mib']:.1f} MiB")
+    print(
+        f"  peak traced memory, json.loads + parse + evaluate of {sample:.0f} NSGs: {figures['peak_pipeline_mib']:.1f} MiB"
+    )
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--count", type=int, default=5000, help="NSGs to generate (default 5000)")
+    parser.add_argument("--rules", type=int, default=50, help="custom rules per NSG (default 50)")
+    args = parser.parse_args(argv)
+    figures = run(args.count, args.rules)
+    report(figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
