@@ -116,7 +116,7 @@ param alertReminderHours int = 24
   'low'
   'info'
 ])
-param alertMinSeverityTeams string = 'medium'
+param alertMinSeverityTeams string = 'info'
 
 @allowed([
   'critical'

@@ -107,7 +107,7 @@ class Settings:
     smtp_password: Secret = field(default_factory=lambda: Secret(""))
     smtp_starttls: bool = True
     reminder_hours: float = 24.0
-    min_severity_teams: Severity = Severity.MEDIUM
+    min_severity_teams: Severity = Severity.INFO
     min_severity_email: Severity = Severity.HIGH
     state_table_endpoint: str = ""
     state_connection_string: Secret = field(default_factory=lambda: Secret(""))
@@ -169,7 +169,7 @@ class Settings:
             smtp_starttls=_bool(get("SMTP_STARTTLS", "true") or "true", "SMTP_STARTTLS"),
             reminder_hours=_float(get("ALERT_REMINDER_HOURS", "24") or "24", "ALERT_REMINDER_HOURS"),
             min_severity_teams=_severity(
-                get("ALERT_MIN_SEVERITY_TEAMS", "medium") or "medium", "ALERT_MIN_SEVERITY_TEAMS"
+                get("ALERT_MIN_SEVERITY_TEAMS", "info") or "info", "ALERT_MIN_SEVERITY_TEAMS"
             ),
             min_severity_email=_severity(get("ALERT_MIN_SEVERITY_EMAIL", "high") or "high", "ALERT_MIN_SEVERITY_EMAIL"),
             state_table_endpoint=get("STATE_TABLE_ENDPOINT"),
