@@ -50,9 +50,7 @@ class ArmApi:
     def handle(self, req: Request, note: Callable[..., None]) -> Response:
         route = parse(req.path)
         note(action=rbac_action(req.method, route))
-        principal, claims = self.em.identities.authenticate(req.header("authorization"), self.em.audiences())
-        caller = Caller(principal.name, principal.summary(), claims)
-        note(caller=principal.name, oid=principal.oid, appid=principal.appid)
+        # ARM checks the api-version before the token (an anonymous call without one gets 400).
         api_version = req.query.get("api-version")
         if not api_version:
             raise ArmError(
@@ -67,6 +65,9 @@ class ArmApi:
                 f"The api-version '{api_version}' is invalid. The supported versions are dated "
                 f"{OLDEST_API_VERSION} or later, formatted YYYY-MM-DD[-preview].",
             )
+        principal, claims = self.em.identities.authenticate(req.header("authorization"), self.em.audiences())
+        caller = Caller(principal.name, principal.summary(), claims)
+        note(caller=principal.name, oid=principal.oid, appid=principal.appid)
         delay = self.em.faults.take(req.method, req.path, principal.name, ("delay",))
         if delay is not None:
             note(fault=delay.id)

@@ -130,6 +130,8 @@ def test_api_version_is_required_and_checked(rest: Rest) -> None:
     missing = rest.get(nsg_id(), api_version=None)
     assert missing.status_code == 400
     assert error_of(missing)["code"] == "MissingApiVersionParameter"
+    anonymous = rest.get(nsg_id(), api_version=None, auth=False)
+    assert (anonymous.status_code, error_of(anonymous)["code"]) == (400, "MissingApiVersionParameter")
     invalid = rest.get(nsg_id(), api_version="yesterday")
     assert invalid.status_code == 400
     assert error_of(invalid)["code"] == "InvalidApiVersionParameter"
