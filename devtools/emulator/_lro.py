@@ -31,6 +31,7 @@ class Operation:
     start_time: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z")
     status: str = "InProgress"
     end_time: str = ""
+    ended: float = 0.0
 
     @property
     def done(self) -> bool:
@@ -92,6 +93,7 @@ class Operations:
             if op.done:
                 return
             op.status = "Failed" if op.fail else "Succeeded"
+            op.ended = time.monotonic()
             op.end_time = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
         op.on_done(op)
 
@@ -117,10 +119,13 @@ class Operations:
             raise ArmError(404, "OperationNotFound", f"Operation {op_id} was not found.")
         return op
 
-    def settle_expired(self) -> None:
+    def settle_expired(self, keep_seconds: float = 3600.0) -> None:
+        """Settle operations older than ``max_seconds``; forget those ended ``keep_seconds`` ago."""
         now = time.monotonic()
         with self._lock:
             expired = [o for o in self._ops.values() if not o.done and now - o.started >= self.max_seconds]
+            for stale in [k for k, o in self._ops.items() if o.done and now - o.ended > keep_seconds]:
+                del self._ops[stale]
         for op in expired:
             self._finish(op)
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 import time
 
-from devtools.emulator import Emulator
+import pytest
+
+from devtools.emulator import ArmError, Emulator
+from devtools.emulator._lro import Operations
 from tests.devtools.rest import SUB, Rest, nsg_body, nsg_id, rule
 
 ETAG = re.compile(r'^W/"[0-9a-f-]{36}"$')
@@ -125,3 +128,22 @@ def test_patch_updates_tags_only(rest: Rest) -> None:
     assert body["tags"] == {"cyclecloud-lockdown": "cluster"}
     assert body["etag"] != created["etag"]
     assert [r["name"] for r in body["properties"]["securityRules"]] == ["a"]
+
+
+def test_ended_operations_are_forgotten_after_a_while() -> None:
+    ops = Operations(max_seconds=60)
+    op = ops.start(
+        subscription=SUB,
+        location="westeurope",
+        polls=0,
+        fail=False,
+        kind="write",
+        resource_url="/x",
+        on_done=lambda o: None,
+    )
+    ops.finish(op)
+    ops.settle_expired(keep_seconds=3600)
+    assert ops.poll(op.id).status == "Succeeded"
+    ops.settle_expired(keep_seconds=0)
+    with pytest.raises(ArmError, match="OperationNotFound"):
+        ops.poll(op.id)
