@@ -73,7 +73,7 @@ def on_nsg_change(event: func.EventGridEvent) -> None:
     try:
         parsed = parse_event(raw, subscription_id=rt.settings.subscription_id or None)
     except (InputError, ScopeError) as exc:
-        log.warning("dropped event %s: %s", raw.get("id") or "<no id>", exc)
+        log.warning("dropped event %s: %s", _event_label(raw.get("id")), exc)
         return
     try:
         outcome = handle_event(
@@ -214,6 +214,12 @@ def _event_dict(event: func.EventGridEvent) -> dict[str, Any]:
     }
 
 
+def _event_label(value: Any) -> str:
+    """An event id fit for a log line: a hostile delivery may put anything there (a nested object
+    too deep to print, megabytes, line breaks)."""
+    return repr(value[:200]) if isinstance(value, str) and value else "<no usable id>"
+
+
 def _reconcile_request(req: func.HttpRequest) -> tuple[str | None, bool]:
     raw = req.get_body()
     if not raw.strip():
@@ -222,6 +228,8 @@ def _reconcile_request(req: func.HttpRequest) -> tuple[str | None, bool]:
         body = json.loads(raw)
     except ValueError as exc:
         raise InputError(f"body is not JSON: {exc}", where="request body") from None
+    except RecursionError:
+        raise InputError("body is nested too deeply to read", where="request body") from None
     if not isinstance(body, dict):
         raise InputError('body must be a JSON object like {"scope": "...", "dryRun": false}', where="request body")
     unknown = sorted(set(body) - {"scope", "dryRun"})

@@ -57,6 +57,9 @@ _RULE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
 _SERVICE_NAME = re.compile(r"^Microsoft\.[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*$")
 # Azure tag names may not contain these.
 _TAG_FORBIDDEN = set("<>%&\\?/")
+#: Values a baseline may expand to once YAML aliases are followed (the shipped one has ~200); more
+#: is an alias bomb ("billion laughs") that would hold validation for minutes.
+MAX_EXPANDED_NODES = 100_000
 
 Path_: TypeAlias = tuple[str | int, ...]
 Ports: TypeAlias = int | str | list[int | str]
@@ -266,7 +269,13 @@ def parse_baseline_text(text: str, *, source: str) -> Baseline:
     """Validate a baseline YAML document and return the effective baseline (options applied)."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if _expanded_size(root) > MAX_EXPANDED_NODES:
+            raise BaselineError(
+                f"expands to more than {MAX_EXPANDED_NODES} values through YAML aliases", where=source
+            )
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise BaselineError("nested too deeply to read", where=source) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -292,6 +301,26 @@ def parse_baseline_text(text: str, *, source: str) -> Baseline:
         raise  # pragma: no cover - every ValidationError has at least one error
 
     return _Builder(model, problems).build(source)
+
+
+def _expanded_size(root: yaml.Node | None) -> int:
+    """How many nodes the document has once aliases are expanded; each shared node is counted
+    from a memo, so an alias bomb is measured in linear time."""
+    memo: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = memo.get(id(node))
+        if known is not None:
+            return known
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        memo[id(node)] = min(total, MAX_EXPANDED_NODES + 1)
+        return memo[id(node)]
+
+    return size(root) if root is not None else 0
 
 
 def _pydantic_message(error: object) -> str:

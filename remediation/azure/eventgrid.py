@@ -118,6 +118,14 @@ def parse_event(obj: Any, *, subscription_id: str | None = None) -> ResourceEven
     another subscription (a misrouted subscription must not make us act
     elsewhere).
     """
+    try:
+        return _parse_event(obj, subscription_id=subscription_id)
+    except RecursionError:
+        # A field nested thousands deep (or a JSON string of one): unusable, not a crash.
+        raise InputError("event is nested too deeply to read", where="event <unknown id>") from None
+
+
+def _parse_event(obj: Any, *, subscription_id: str | None) -> ResourceEvent:
     if isinstance(obj, str | bytes):
         try:
             obj = json.loads(obj)

@@ -131,6 +131,8 @@ def _load_json(path: str, stdin: _StdinOnce) -> tuple[str, object]:
         return name, json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", where=name) from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply to read", where=name) from None
 
 
 def _inventory(paths: Sequence[str], stdin: _StdinOnce, *, lockdown_tag: str | None) -> Inventory:
