@@ -18,7 +18,7 @@ from typing import Any
 
 from remediation.baseline import Baseline, Role
 from remediation.findings import Finding, FindingKind, severity_for
-from remediation.model import Inventory
+from remediation.model import Access, Inventory
 from remediation.network import Network
 from remediation.plan import RemediationPlan, build_plan, planned_nsg
 from remediation.review import NsgReview, Problem
@@ -117,6 +117,11 @@ def _reason(problem: Problem, review: NsgReview) -> str:
                 return (
                     f"priority {req.rule.priority} is taken by {holder.name!r} and no free priority keeps "
                     "the baseline's meaning"
+                )
+            if rule is not None and rule.access is Access.DENY and req.rule.access is Access.DENY:
+                return (
+                    f"rule {rule.name!r} denies more than the baseline's; putting the baseline's rule back would "
+                    "open traffic someone chose to block, and the remediator never widens access: review it"
                 )
     if rule is not None and not rule.is_default and not review.baseline.owns(rule.name):
         return (

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from remediation.baseline import RuleRequirement
 from remediation.findings import Finding
-from remediation.model import MAX_CUSTOM_PRIORITY, MIN_CUSTOM_PRIORITY, NetworkSecurityGroup, SecurityRule
+from remediation.model import MAX_CUSTOM_PRIORITY, MIN_CUSTOM_PRIORITY, Access, NetworkSecurityGroup, SecurityRule
 from remediation.review import NsgReview
 
 
@@ -75,7 +76,7 @@ def build_plan(review: NsgReview) -> RemediationPlan:
             if review.portion(req).is_empty:
                 continue
             named = next((r for r in rules if r.name.lower() == req.name.lower()), None)
-            if review.satisfied(_with_rules(nsg, rules), req) and (named is None or review.same_meaning(named, req)):
+            if review.satisfied(_with_rules(nsg, rules), req) and (named is None or _may_stay(review, named, req)):
                 continue  # met, and no rule under our name was widened
             if named is not None and _same_match(named, req.rule) and named.access is req.rule.access:
                 continue  # present and intact but overridden: shadowed, nothing of ours to restore
@@ -104,6 +105,19 @@ def planned_nsg(nsg: NetworkSecurityGroup, plan: RemediationPlan) -> NetworkSecu
 
 def _with_rules(nsg: NetworkSecurityGroup, rules: list[SecurityRule]) -> NetworkSecurityGroup:
     return replace(nsg, security_rules=tuple(rules))
+
+
+def _may_stay(review: NsgReview, named: SecurityRule, req: RuleRequirement) -> bool:
+    """The rule under the requirement's name means it, or is a deny that denies more: putting the
+    baseline's narrower deny back would open what a person chose to close (never widen)."""
+    if review.same_meaning(named, req):
+        return True
+    return (
+        req.rule.access is Access.DENY
+        and named.access is Access.DENY
+        and named.direction is req.rule.direction
+        and review.universe.rule_flows(req.rule).issubset(review.universe.rule_flows(named))
+    )
 
 
 def _same_match(a: SecurityRule, b: SecurityRule) -> bool:
