@@ -9,10 +9,7 @@ import pytest
 
 import function_app
 from devtools.emulator import Emulator, EmulatorConfig
-from tests.integration.conftest import _never_reach_imds
 from tests.reliability.harness import SUB, World, make_world, point_env_at
-
-__all__ = ["_never_reach_imds"]
 
 
 @pytest.fixture(scope="session")
