@@ -8,7 +8,6 @@ from devtools.emulator import Emulator
 from tests.devtools.rest import Rest
 from tests.integration.conftest import (  # noqa: F401  (fixtures are found by name)
     _arm_emulator_session,
-    _never_reach_imds,
     arm_emulator,
     arm_env,
 )

@@ -13,7 +13,7 @@ import requests
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
 from devtools.emulator import HUMAN, REMEDIATOR, Emulator
-from tests.integration.conftest import DEAD_IDENTITY_ENDPOINT
+from tests.support.identity import DEAD_IDENTITY_ENDPOINT
 
 
 def claims_of(token: str) -> dict[str, Any]:

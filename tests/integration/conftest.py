@@ -42,35 +42,6 @@ from azure.core.credentials import AccessToken, AccessTokenInfo
 
 from devtools.emulator import DEFAULT_SUBSCRIPTION, Emulator, EmulatorConfig
 
-# Variables that would steer azure-identity to a credential other than the emulator's identity.
-_FOREIGN_CREDENTIAL_VARS = (
-    "AZURE_CLIENT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_CLIENT_CERTIFICATE_PATH",
-    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-    "AZURE_TENANT_ID",
-    "AZURE_USERNAME",
-    "AZURE_PASSWORD",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "AZURE_AUTHORITY_HOST",
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-    "AZURE_TOKEN_CREDENTIALS",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-)
-# Port 9 (discard) is closed here: a token request fails at once instead of reaching IMDS.
-DEAD_IDENTITY_ENDPOINT = "http://127.0.0.1:9/msi/token"
-
-
-@pytest.fixture(autouse=True)
-def _never_reach_imds(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _FOREIGN_CREDENTIAL_VARS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("IDENTITY_ENDPOINT", DEAD_IDENTITY_ENDPOINT)
-    monkeypatch.setenv("IDENTITY_HEADER", "not-a-real-identity")
-
 
 @pytest.fixture(scope="session")
 def _arm_emulator_session() -> Iterator[Emulator]:
