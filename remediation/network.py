@@ -32,6 +32,10 @@ class Network:
     subnets: Mapping[str, Subnet] = field(init=False)
     vnets: Mapping[str, VirtualNetwork] = field(init=False)
     nics: Mapping[str, NetworkInterface] = field(init=False)
+    # Indexes, so a subscription-wide review is linear, not quadratic, in its subnets and NICs.
+    _subnets_by_nsg: Mapping[str, list[Subnet]] = field(init=False, repr=False, compare=False)
+    _nics_by_subnet: Mapping[str, list[NetworkInterface]] = field(init=False, repr=False, compare=False)
+    _by_role: dict[Role, list[Subnet]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         inv = self.inventory
@@ -39,6 +43,17 @@ class Network:
         object.__setattr__(self, "vnets", {v.key: v for v in inv.vnets})
         object.__setattr__(self, "subnets", {s.key: s for v in inv.vnets for s in v.subnets})
         object.__setattr__(self, "nics", {n.key: n for n in inv.nics})
+        by_nsg: dict[str, list[Subnet]] = {}
+        for subnet in self.subnets.values():
+            if subnet.nsg_id:
+                by_nsg.setdefault(subnet.nsg_id.lower(), []).append(subnet)
+        by_subnet: dict[str, list[NetworkInterface]] = {}
+        for nic in self.nics.values():
+            for key in dict.fromkeys(s.lower() for s in nic.subnet_ids):
+                by_subnet.setdefault(key, []).append(nic)
+        object.__setattr__(self, "_subnets_by_nsg", by_nsg)
+        object.__setattr__(self, "_nics_by_subnet", by_subnet)
+        object.__setattr__(self, "_by_role", {})
 
     def roles(self, nsg: NetworkSecurityGroup) -> frozenset[Role]:
         if self.role_override is not None:
@@ -60,21 +75,24 @@ class Network:
 
     def subnets_of(self, nsg: NetworkSecurityGroup) -> list[Subnet]:
         """Subnets this NSG is attached to: from the subnets' side when known, else its back-references."""
-        found = {s.key: s for s in self.subnets.values() if s.nsg_id and s.nsg_id.lower() == nsg.key}
+        found = {s.key: s for s in self._subnets_by_nsg.get(nsg.key, ())}
         for sid in nsg.subnet_ids:
             if sid.lower() not in found and sid.lower() not in self.subnets:
                 found[sid.lower()] = Subnet(id=sid, name=sid.rsplit("/", 1)[-1])
         return list(found.values())
 
     def subnets_with_role(self, role: Role) -> list[Subnet]:
-        out: list[Subnet] = []
-        for nsg, roles in self.managed():
-            if role in roles:
-                out.extend(self.subnets_of(nsg))
-        return out
+        cached = self._by_role.get(role)
+        if cached is None:
+            cached = []
+            for nsg, roles in self.managed():
+                if role in roles:
+                    cached.extend(self.subnets_of(nsg))
+            self._by_role[role] = cached
+        return list(cached)
 
     def nics_in(self, subnet: Subnet) -> list[NetworkInterface]:
-        return [n for n in self.nics.values() if any(s.lower() == subnet.key for s in n.subnet_ids)]
+        return list(self._nics_by_subnet.get(subnet.key, ()))
 
     def nsg_by_id(self, nsg_id: str | None) -> NetworkSecurityGroup | None:
         return self.nsgs.get(nsg_id.lower()) if nsg_id else None
