@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from remediation.baseline import RuleRequirement
+from remediation.evaluate import allowed_flows
 from remediation.findings import Finding
 from remediation.model import MAX_CUSTOM_PRIORITY, MIN_CUSTOM_PRIORITY, Access, NetworkSecurityGroup, SecurityRule
 from remediation.review import NsgReview
@@ -84,7 +85,10 @@ def build_plan(review: NsgReview) -> RemediationPlan:
             placed = _place(review, nsg, without, req.rule)
             if placed is None:
                 continue
-            rules = [*without, placed] if named is None else [placed if r is named else r for r in rules]
+            after = [*without, placed] if named is None else [placed if r is named else r for r in rules]
+            if named is not None and _widens(review, _with_rules(nsg, rules), _with_rules(nsg, after), req):
+                continue  # the drifted rule also denies what ours would not: leave it to a person
+            rules = after
             added.append(placed)
             if named is not None:
                 replaced.append(named)
@@ -118,6 +122,23 @@ def _may_stay(review: NsgReview, named: SecurityRule, req: RuleRequirement) -> b
         and named.direction is req.rule.direction
         and review.universe.rule_flows(req.rule).issubset(review.universe.rule_flows(named))
     )
+
+
+def _widens(review: NsgReview, before: NetworkSecurityGroup, after: NetworkSecurityGroup, req: RuleRequirement) -> bool:
+    """Would replacing a drifted rule allow more than before, beyond the baseline's allow rules?
+
+    Adding a baseline rule can only widen by that rule's own flows, which the baseline
+    requires. Replacing one also drops whatever the drifted rule denied (BlockOutbound
+    turned into 'deny VirtualNetwork'): that must not open up (never widen).
+    """
+    u = review.universe
+    direction = req.rule.direction
+    required = u.empty()
+    for r in review.requirements:
+        if r.rule.direction is direction and r.rule.access is Access.ALLOW:
+            required = required | u.rule_flows(r.rule)
+    opened = allowed_flows(u, after, direction) - allowed_flows(u, before, direction)
+    return not opened.issubset(required)
 
 
 def _same_match(a: SecurityRule, b: SecurityRule) -> bool:

@@ -15,6 +15,7 @@ from remediation.evaluate import (
     EvaluationContext,
     Flows,
     FlowSet,
+    FlowVerdict,
     Universe,
     evaluate_nsg,
     evaluate_path,
@@ -100,6 +101,14 @@ class NsgReview:
                         rules.extend(other.security_rules)
         self.universe = Universe.of(self.ctx, rules, [c.flows for c in self.flow_checks], addresses=[_INTERNET])
         self.portions = self._portions()
+        self._internet = self.universe.flows(_to_internet())
+        # evaluate_nsg answers by (rule objects, direction, query object). The plan asks
+        # again what the review already asked of the same rules; the stored value keeps
+        # the rules and the query alive, so their ids in the key cannot be reused.
+        self._verdicts: dict[
+            tuple[str, tuple[int, ...], Direction, int], tuple[tuple[SecurityRule, ...], FlowSet, FlowVerdict]
+        ] = {}
+        self._allowlists: dict[Direction, FlowSet] = {}
 
     # -- the baseline's own meaning ---------------------------------------------
 
@@ -118,9 +127,17 @@ class NsgReview:
     def portion(self, requirement: RuleRequirement) -> FlowSet:
         return self.portions.get(requirement.name.lower(), self.universe.empty())
 
+    def verdict(self, nsg: NetworkSecurityGroup, direction: Direction, query: FlowSet) -> FlowVerdict:
+        """``evaluate_nsg`` in this review's universe, computed once per rule list and query."""
+        key = (nsg.id, tuple(map(id, nsg.security_rules)), direction, id(query))
+        hit = self._verdicts.get(key)
+        if hit is None:
+            hit = self._verdicts[key] = (nsg.security_rules, query, evaluate_nsg(self.universe, nsg, direction, query))
+        return hit[2]
+
     def wrongly_decided(self, nsg: NetworkSecurityGroup, requirement: RuleRequirement) -> FlowSet:
         """The part of the requirement's portion that ``nsg`` decides the other way."""
-        verdict = evaluate_nsg(self.universe, nsg, requirement.rule.direction, self.portion(requirement))
+        verdict = self.verdict(nsg, requirement.rule.direction, self.portion(requirement))
         return verdict.denied if requirement.rule.access is Access.ALLOW else verdict.allowed
 
     def satisfied(self, nsg: NetworkSecurityGroup, requirement: RuleRequirement) -> bool:
@@ -128,10 +145,13 @@ class NsgReview:
 
     def allowlist(self, direction: Direction) -> FlowSet:
         """What the baseline allows in ``direction``: the only Internet traffic permitted."""
-        allowed = self.universe.empty()
-        for req in self.requirements:
-            if req.rule.direction is direction and req.rule.access is Access.ALLOW:
-                allowed = allowed | self.portion(req)
+        allowed = self._allowlists.get(direction)
+        if allowed is None:
+            allowed = self.universe.empty()
+            for req in self.requirements:
+                if req.rule.direction is direction and req.rule.access is Access.ALLOW:
+                    allowed = allowed | self.portion(req)
+            self._allowlists[direction] = allowed
         return allowed
 
     # -- problems ---------------------------------------------------------------
@@ -151,7 +171,7 @@ class NsgReview:
         portion = self.portion(req)
         if portion.is_empty:
             return []
-        verdict = evaluate_nsg(self.universe, nsg, req.rule.direction, portion)
+        verdict = self.verdict(nsg, req.rule.direction, portion)
         wrong = verdict.denied if req.rule.access is Access.ALLOW else verdict.allowed
         named = _named(nsg, req.name)
         if wrong.is_empty:
@@ -231,12 +251,11 @@ class NsgReview:
             for r in self.requirements
             if r.rule.access is Access.DENY
             and r.rule.direction is Direction.OUTBOUND
-            and not (self.universe.flows(_to_internet()) & self.universe.rule_flows(r.rule)).is_empty
+            and not (self._internet & self.universe.rule_flows(r.rule)).is_empty
         ]
         if not locks:
             return []
-        internet = self.universe.flows(_to_internet())
-        verdict = evaluate_nsg(self.universe, nsg, Direction.OUTBOUND, internet)
+        verdict = self.verdict(nsg, Direction.OUTBOUND, self._internet)
         beyond = verdict.allowed - self.allowlist(Direction.OUTBOUND) - self._required_flows(Direction.OUTBOUND)
         if beyond.is_empty:
             return []

@@ -446,7 +446,16 @@ CC_TEMPLATE = _load("compliant/arm/nsg-cyclecloud.json").nsgs[0]
 HUMAN_DESTINATIONS = ["*", "Internet", "Storage", "AzureActiveDirectory", "AzureCloud", "10.10.2.0/24", "52.1.1.0/24"]
 HUMAN_SOURCES = ["*", "VirtualNetwork", "10.10.2.0/24", "10.10.1.4", "Internet"]
 HUMAN_PORTS = ["*", "443", "22", "80", "5672", "9443", "8000-9000", "443,5672"]
-DRIFT_DESTINATIONS = ["Internet", "Storage", "AzureMonitor", "AzureCloud", "*", "52.1.1.0/24"]
+DRIFT_DESTINATIONS = [
+    "Internet",
+    "Storage",
+    "AzureMonitor",
+    "AzureCloud",
+    "*",
+    "52.1.1.0/24",
+    "VirtualNetwork",
+    "10.10.0.0/16",
+]
 
 
 @st.composite

@@ -208,3 +208,24 @@ def test_baseline_rule_spelled_differently_is_not_modified() -> None:
     result, plan = run(STORAGE, AAD, MONITOR, respelled, BLOCK)
     assert result.findings == ()
     assert plan.is_empty
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [(), (rule("HumanAllowTcp", 104, dst="*"),)],
+    ids=["deny-vnet", "deny-all-shadowed"],
+)
+def test_replacing_a_drifted_deny_never_opens_what_it_denied(extra: tuple[SecurityRule, ...]) -> None:
+    # Regression (fixed in plan.py, _widens): BlockOutbound turned by a person into
+    # 'deny VirtualNetwork' (or 'deny *' while a human allow shadows it) was replaced
+    # by the baseline's 'deny Internet', which re-opened outbound VNet traffic through
+    # AllowVnetOutBound: wider than before, beyond anything the baseline requires.
+    # The drifted rule now stays, and the findings say a person must act.
+    dst = "VirtualNetwork" if not extra else "*"
+    drifted = rule("BlockOutbound", 4000, access="Deny", protocol="*", dst=dst)
+    result, plan = run(STORAGE, AAD, MONITOR, ARM, drifted, *extra)
+    assert plan.is_empty, ([r.name for r in plan.added], [r.name for r in plan.replaced])
+    assert drifted in plan.security_rules
+    assert result.findings
+    assert not any(f.remediable for f in result.findings)
+    assert {f.kind for f in result.findings} & {FindingKind.LOCKDOWN_BREACH, FindingKind.SHADOWED_RULE}
