@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -36,13 +36,23 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
+    map_error,
 )
 from azure.core.pipeline import PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy
 from azure.core.polling.base_polling import OperationFailed
+from azure.core.rest import HttpRequest
 from azure.identity import DefaultAzureCredential
+from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network.models import NetworkSecurityGroup as NsgModel
+
+try:  # the SDK's own request builders: list with exactly the requests (api-version) its typed calls make
+    from azure.mgmt.network.operations import _operations as _sdk_requests_module
+
+    _sdk_requests: Any = _sdk_requests_module
+except ImportError:  # pragma: no cover - another SDK layout: list through the typed models instead
+    _sdk_requests = None
 
 from remediation.errors import ConflictError, RemediationError, TransientError
 from remediation.model import (
@@ -272,8 +282,34 @@ class ArmNetwork:
             return [one] if one is not None else []
         if scope.resource_group:
             rg = scope.resource_group
-            return self._call(f"list NSGs in {rg}", lambda: [m.as_dict() for m in ops.list(rg)])
-        return self._call("list NSGs", lambda: [m.as_dict() for m in ops.list_all()])
+            return self._list(f"list NSGs in {rg}", "network_security_groups_list", lambda: ops.list(rg), rg)
+        return self._list("list NSGs", "network_security_groups_list_all", ops.list_all)
+
+    def _list(self, what: str, builder: str, typed: Callable[[], Iterable[Any]], *args: str) -> list[dict[str, Any]]:
+        """Every page of a collection as ARM's JSON. The resources are parsed from JSON anyway, so
+        the typed models would only be built to be turned back into dicts: that was most of a
+        sweep's time beyond the HTTP round trips (benchmarks/bench_sweep.py). Same pipeline
+        (credential, retries), same requests, same errors as the typed call."""
+        build = getattr(_sdk_requests, f"build_{builder}_request", None)
+        if build is None:  # pragma: no cover - another SDK layout
+            return self._call(what, lambda: [m.as_dict() for m in typed()])
+        subscription = str(getattr(self._client._config, "subscription_id", "") or self._settings.subscription_id)
+        return self._call(what, lambda: self._pages(build(*args, subscription_id=subscription)))
+
+    def _pages(self, request: HttpRequest) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self._client.send_request(request)
+            if response.status_code >= 400:
+                error_map = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
+                map_error(status_code=response.status_code, response=response, error_map=error_map)
+                raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+            body = response.json()
+            items.extend(body.get("value") or [])
+            next_link = body.get("nextLink")
+            if not next_link:
+                return items
+            request = HttpRequest("GET", next_link)
 
     def _get_nsg_raw(self, nsg_id: str, *, missing_ok: bool) -> dict[str, Any] | None:
         rg, name = _rg_and_name(nsg_id, "networkSecurityGroups")
@@ -300,7 +336,7 @@ class ArmNetwork:
             return []
         raws: list[dict[str, Any]]
         if len(nic_ids) > self._options.nic_list_threshold:
-            listed = self._call("list NICs", lambda: [m.as_dict() for m in self._client.network_interfaces.list_all()])
+            listed = self._list("list NICs", "network_interfaces_list_all", self._client.network_interfaces.list_all)
             raws = [r for r in listed if str(r.get("id", "")).lower() in nic_ids]
         else:
             fetched = (self._get_nic_raw(nic_id) for nic_id in nic_ids.values())
