@@ -52,7 +52,6 @@ RG = "rg-bench"
 LOCATION = "westeurope"
 TAG = "cyclecloud-lockdown"
 NSGS_PER_VNET = 20
-BASE = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network"
 
 # The child: an emulator seeded with the benchmark's subscription, alive until stdin closes.
 _CHILD = """
@@ -88,8 +87,10 @@ def _people_rules(i: int) -> list[dict[str, Any]]:
     return rules
 
 
-def subscription_docs(count: int) -> list[dict[str, Any]]:
-    """``count`` tagged, compliant NSGs (one CycleCloud, the rest cluster), each on its own subnet."""
+def subscription_docs(count: int, subscription: str = SUB, *, cyclecloud: bool = True) -> list[dict[str, Any]]:
+    """``count`` tagged, compliant NSGs (one CycleCloud unless told not, the rest cluster), each on
+    its own subnet of VNets 10.100+ (clear of the demo network's 10.10.0.0/16)."""
+    base = f"/subscriptions/{subscription}/resourceGroups/{RG}/providers/Microsoft.Network"
     baseline = load_baseline()
     role_rules = {
         role: [r.rule.to_arm() for r in baseline.rules_for(frozenset({Role(role)}))]
@@ -98,8 +99,8 @@ def subscription_docs(count: int) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     vnets: dict[int, list[dict[str, Any]]] = {}
     for i in range(count):
-        role = "cyclecloud" if i == 0 else "cluster"  # one CycleCloud, many cluster subnets
-        nsg_id = f"{BASE}/networkSecurityGroups/nsg-{i:05d}"
+        role = "cyclecloud" if i == 0 and cyclecloud else "cluster"  # one CycleCloud, many cluster subnets
+        nsg_id = f"{base}/networkSecurityGroups/nsg-{i:05d}"
         docs.append(
             {
                 "id": nsg_id,
@@ -113,7 +114,7 @@ def subscription_docs(count: int) -> list[dict[str, Any]]:
             {
                 "name": f"subnet-{s:02d}",
                 "properties": {
-                    "addressPrefix": f"10.{v % 256}.{s}.0/24",
+                    "addressPrefix": f"10.{100 + v % 150}.{s}.0/24",
                     "networkSecurityGroup": {"id": nsg_id},
                     "serviceEndpoints": [{"service": "Microsoft.Storage", "locations": [LOCATION]}],
                 },
@@ -122,7 +123,7 @@ def subscription_docs(count: int) -> list[dict[str, Any]]:
     for v, subnets in vnets.items():
         docs.append(
             {
-                "id": f"{BASE}/virtualNetworks/vnet-{v:04d}",
+                "id": f"{base}/virtualNetworks/vnet-{v:04d}",
                 "location": LOCATION,
                 # Every VNet spans 10.0.0.0/8, as if peered: the nodes reach CycleCloud by AllowVnetInBound.
                 "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/8"]}, "subnets": subnets},

@@ -1,0 +1,241 @@
+"""Benchmark: the Event Grid handler's own time per event, beyond its ARM round trips.
+
+    .venv/bin/python benchmarks/bench_event.py [--events N] [--nsgs N]
+
+The ARM emulator runs in a child process with the demo's CycleCloud network (plus ``--nsgs`` more
+managed NSGs, to see how a bigger subscription weighs on each event). The Function app's own
+``on_nsg_change`` is called with ``azure.functions.EventGridEvent`` objects, as the host calls it,
+in two cases: a person's harmless change (the handler re-reads and finds nothing to do) and a
+person deleting AllowAzureStorage (the handler restores it: one PUT and its poll). Every HTTP
+request the handler's ARM client sends is timed at the transport, so
+
+    own time = handler wall time - time inside ARM round trips
+
+is what the product itself costs per event (parsing, assessing, planning, alerts policy, state);
+the waits ARM asks for while an operation runs (Retry-After between polls) count as ARM time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import azure.functions as func  # noqa: E402
+from azure.core.credentials import AccessToken  # noqa: E402
+from azure.core.pipeline.transport import RequestsTransport  # noqa: E402
+from azure.mgmt.network import NetworkManagementClient  # noqa: E402
+
+import function_app  # noqa: E402
+from benchmarks.bench_sweep import runtime  # noqa: E402
+from remediation.azure.arm import ArmNetwork, ArmOptions  # noqa: E402
+from remediation.settings import Settings  # noqa: E402
+
+SUB = "00000000-0000-0000-0000-00000000b5e1"
+RG = "rg-cyclecloud"
+NSG = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/networkSecurityGroups/nsg-cyclecloud"
+
+_CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from benchmarks.bench_sweep import subscription_docs
+from devtools.emulator import Emulator
+from remediation.baseline_file import load_baseline
+from remediation.commands.demo import cyclecloud_network
+sub = sys.argv[3]
+with Emulator(subscription_id=sub) as em:
+    em.seed(cyclecloud_network(sub, load_baseline()))
+    extra = int(sys.argv[1])
+    if extra:
+        em.seed(subscription_docs(extra, sub, cyclecloud=False))
+    human = em.identities.get("human")
+    print(json.dumps({"env": em.env(), "endpoint": em.endpoint, "ca_bundle": em.ca_bundle,
+                      "human_token": em.token_for("human"), "human_oid": human.oid, "human_upn": human.upn}), flush=True)
+    sys.stdin.read()
+"""
+
+
+class TimingTransport(RequestsTransport):
+    """The SDK's default transport, timing every request it sends and every wait ARM asked for
+    (azure-core sleeps through the transport while polling an operation or backing off)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seconds = 0.0
+        self.requests = 0
+        self._lock = threading.Lock()
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return super().send(request, **kwargs)
+        finally:
+            with self._lock:
+                self.seconds += time.perf_counter() - started
+                self.requests += 1
+
+    def sleep(self, duration: float) -> None:
+        started = time.perf_counter()
+        try:
+            super().sleep(duration)
+        finally:
+            with self._lock:
+                self.seconds += time.perf_counter() - started
+
+    def take(self) -> tuple[float, int]:
+        with self._lock:
+            taken = (self.seconds, self.requests)
+            self.seconds, self.requests = 0.0, 0
+        return taken
+
+
+class _Token:
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self._token, int(time.time()) + 3000)
+
+
+@contextmanager
+def emulated_network(extra_nsgs: int) -> Iterator[dict[str, Any]]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(extra_nsgs), str(ROOT), SUB],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert child.stdout is not None
+    assert child.stdin is not None
+    saved = dict(os.environ)
+    try:
+        info = json.loads(child.stdout.readline())
+        os.environ.update(info["env"])
+        os.environ.update({"REMEDIATION_MODE": "enforce", "LOCKDOWN_TAG": "cyclecloud-lockdown"})
+        yield info
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        child.stdin.close()
+        child.wait(timeout=30)
+
+
+def human_event(info: dict[str, Any], operation: str, resource: str) -> func.EventGridEvent:
+    data = {
+        "resourceUri": resource,
+        "operationName": operation,
+        "subscriptionId": SUB,
+        "status": "Succeeded",
+        "claims": {
+            "http://schemas.microsoft.com/identity/claims/objectidentifier": info["human_oid"],
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn": info["human_upn"],
+        },
+        "authorization": {"action": operation, "scope": resource},
+    }
+    return func.EventGridEvent(
+        id=str(uuid.uuid4()),
+        data=data,
+        topic=f"/subscriptions/{SUB}/resourceGroups/{RG}",
+        subject=resource,
+        event_type="Microsoft.Resources.ResourceWriteSuccess",
+        event_time=datetime.now(UTC),
+        data_version="2",
+    )
+
+
+def run(events: int, extra_nsgs: int) -> dict[str, Any]:
+    with emulated_network(extra_nsgs) as info:
+        transport = TimingTransport(connection_verify=info["ca_bundle"])
+        base = runtime()
+        arm = ArmNetwork.from_settings(
+            Settings.from_env(), options=ArmOptions(polling_interval=0.05), transport=transport
+        )
+        rt = replace(base, source=arm, writer=arm, close=arm.close)
+        function_app.set_runtime(rt)
+        handler = function_app.user_function("on_nsg_change")
+        people = NetworkManagementClient(
+            _Token(info["human_token"]),
+            SUB,
+            base_url=info["endpoint"],
+            credential_scopes=[info["endpoint"] + "/.default"],
+            connection_verify=info["ca_bundle"],
+            polling_interval=0.05,
+        )
+        rule = f"{NSG}/securityRules/AllowAzureStorage"
+        results: dict[str, Any] = {"events": events, "nsgs": 2 + extra_nsgs}
+        try:
+            handler(human_event(info, "Microsoft.Network/networkSecurityGroups/write", NSG))  # warm
+            transport.take()
+            for case in ("no-op", "restore"):
+                walls: list[float] = []
+                arm_times: list[float] = []
+                trips: list[int] = []
+                for _ in range(events):
+                    if case == "restore":
+                        people.security_rules.begin_delete(RG, "nsg-cyclecloud", "AllowAzureStorage").result()
+                        event = human_event(info, "Microsoft.Network/networkSecurityGroups/securityRules/delete", rule)
+                    else:
+                        event = human_event(info, "Microsoft.Network/networkSecurityGroups/write", NSG)
+                    transport.take()
+                    started = time.perf_counter()
+                    handler(event)
+                    walls.append(time.perf_counter() - started)
+                    spent, count = transport.take()
+                    arm_times.append(spent)
+                    trips.append(count)
+                own = [w - a for w, a in zip(walls, arm_times, strict=True)]
+                results[case] = {
+                    "wall_ms": statistics.median(walls) * 1e3,
+                    "arm_ms": statistics.median(arm_times) * 1e3,
+                    "own_ms": statistics.median(own) * 1e3,
+                    "own_p95_ms": sorted(own)[int(0.95 * (len(own) - 1))] * 1e3,
+                    "round_trips": statistics.median(trips),
+                }
+            names = [r.name for r in people.network_security_groups.get(RG, "nsg-cyclecloud").security_rules or []]
+            assert "AllowAzureStorage" in names, names
+        finally:
+            function_app.set_runtime(None)
+            people.close()
+            rt.close()
+            base.close()
+        return results
+
+
+def report(f: dict[str, Any]) -> None:
+    print(f"Event Grid handler, {f['events']} events per case, subscription of {f['nsgs']} managed NSGs")
+    for case in ("no-op", "restore"):
+        c = f[case]
+        print(
+            f"  {case:8} wall {c['wall_ms']:7.1f} ms = ARM {c['arm_ms']:7.1f} ms ({c['round_trips']:.0f} round trips + waits) "
+            f"+ own {c['own_ms']:6.1f} ms (p95 {c['own_p95_ms']:.1f} ms)"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=30)
+    parser.add_argument("--nsgs", type=int, default=0, help="managed NSGs added beside the demo network")
+    args, _ = parser.parse_known_args(argv)
+    report(run(args.events, args.nsgs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
