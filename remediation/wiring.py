@@ -24,7 +24,6 @@ from remediation.alerts.policy import Restoration
 from remediation.azure.arm import ArmNetwork, ArmOptions, default_credential
 from remediation.azure.evidence import evidence_from_settings
 from remediation.baseline import Baseline
-from remediation.baseline_file import load_baseline
 from remediation.errors import SettingsError
 from remediation.findings import Finding
 from remediation.ports import Alert, EvidenceSource, NsgSource, NsgWriter, StateStore
@@ -131,6 +130,10 @@ def build_runtime(
     channels: Sequence[Channel] | None = None,
 ) -> Runtime:
     """Everything from the app settings; the keyword arguments replace single parts."""
+    # pydantic and PyYAML (the baseline file's validation) are a third of a cold start's imports;
+    # only building the runtime needs them, not indexing the functions or answering the host.
+    from remediation.baseline_file import load_baseline  # noqa: PLC0415
+
     settings = settings or Settings.from_env()
     credential = credential or default_credential(settings)
     arm = ArmNetwork.from_settings(settings, credential=credential, options=arm_options)
