@@ -108,8 +108,9 @@ class ArmOptions:
     in-process (a longer one ends the call with TransientError so the caller,
     e.g. Event Grid, retries later instead of holding a Function instance);
     ``polling_interval`` is used when ARM sends no Retry-After while polling a
-    long-running operation; ``nic_list_threshold`` is how many NICs are fetched
-    one by one before listing the subscription's NICs is cheaper.
+    long-running operation; ``nic_list_threshold`` / ``vnet_list_threshold``
+    are how many NICs / VNets are fetched one by one before listing the
+    subscription's (paged, 100 a page) is cheaper.
     """
 
     retry_total: int = 4
@@ -120,6 +121,7 @@ class ArmOptions:
     connection_timeout: float = 10.0
     read_timeout: float = 60.0
     nic_list_threshold: int = 25
+    vnet_list_threshold: int = 25
 
 
 class BoundedRetryPolicy(RetryPolicy[Any, Any]):
@@ -243,10 +245,8 @@ class ArmNetwork:
 
         vnets: list[VirtualNetwork] = []
         managed_subnets = {s.lower() for n in nsgs.values() for s in n.subnet_ids}
-        for vnet_id in vnet_ids.values():
-            vnet_raw = self._get_vnet_raw(vnet_id)
-            if vnet_raw is None:
-                continue
+        for vnet_raw in self._get_vnets_raw(vnet_ids):
+            vnet_id = str(vnet_raw.get("id", ""))
             vnets.append(parse_vnet(vnet_raw, where=vnet_id))
             # NICs in managed subnets: their own NSGs also decide the flows.
             for subnet in (vnet_raw.get("properties") or {}).get("subnets") or []:
@@ -318,6 +318,13 @@ class ArmNetwork:
             lambda: self._client.network_security_groups.get(rg, name).as_dict(),
             missing_ok=missing_ok,
         )
+
+    def _get_vnets_raw(self, vnet_ids: Mapping[str, str]) -> list[dict[str, Any]]:
+        if len(vnet_ids) > self._options.vnet_list_threshold:
+            listed = self._call("list VNets", lambda: [m.as_dict() for m in self._client.virtual_networks.list_all()])
+            return [r for r in listed if str(r.get("id", "")).lower() in vnet_ids]
+        fetched = (self._get_vnet_raw(vnet_id) for vnet_id in vnet_ids.values())
+        return [raw for raw in fetched if raw is not None]
 
     def _get_vnet_raw(self, vnet_id: str) -> dict[str, Any] | None:
         rg, name = _rg_and_name(vnet_id, "virtualNetworks")

@@ -255,3 +255,16 @@ def test_missing_nsg_is_a_clear_error(em: Emulator) -> None:
 
 def _fields(rule: SecurityRule) -> dict[str, Any]:
     return {f: getattr(rule, f) for f in rule.__dataclass_fields__}
+
+
+def test_many_vnets_and_nics_are_listed_not_fetched_one_by_one(em: Emulator) -> None:
+    one_by_one = adapter(em).inventory(f"/subscriptions/{SUB}")
+    em.clear_requests()
+    listed = adapter(em, vnet_list_threshold=0, nic_list_threshold=0).inventory(f"/subscriptions/{SUB}")
+    paths = [r["path"] for r in arm_requests(em)]
+    assert paths == [
+        f"/subscriptions/{SUB}/providers/Microsoft.Network/networkSecurityGroups",
+        f"/subscriptions/{SUB}/providers/Microsoft.Network/virtualNetworks",
+        f"/subscriptions/{SUB}/providers/Microsoft.Network/networkInterfaces",
+    ]
+    assert listed == one_by_one
