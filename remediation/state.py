@@ -181,6 +181,18 @@ class TableStateStore:
             return True
         return False
 
+    def forget_event(self, event_id: str) -> None:
+        """Undo :meth:`seen_event` after a transient failure, so Event Grid's redelivery is handled."""
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
+
+        digest = hashlib.sha256(event_id.encode("utf-8")).hexdigest()
+        table = self._table("events")
+        try:
+            with self._errors(table.table_name, "forget event"):
+                table.delete_entity(partition_key=digest[:2], row_key=digest)
+        except ResourceNotFoundError:
+            return
+
     # -- audit trail ----------------------------------------------------------
 
     def record_audit(self, record: AuditRecord) -> None:
@@ -373,6 +385,10 @@ class InMemoryStateStore:
                 return True
             self._events[event_id] = self._clock()
             return False
+
+    def forget_event(self, event_id: str) -> None:
+        with self._lock:
+            self._events.pop(event_id, None)
 
     def record_audit(self, record: AuditRecord) -> None:
         # Copies, as a real store would: later changes by the caller must not rewrite history.
