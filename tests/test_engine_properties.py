@@ -463,7 +463,11 @@ def drifted_nsgs(draw: st.DrawFn) -> NetworkSecurityGroup:
     rules: list[SecurityRule] = []
     taken: set[tuple[Direction, int]] = set()
     for base in BASELINE_RULES:
-        fate = draw(st.sampled_from(["keep", "keep", "delete", "ports", "access", "destination", "priority", "rename"]))
+        fate = draw(
+            st.sampled_from(
+                ["keep", "keep", "delete", "ports", "access", "destination", "source", "protocol", "priority", "rename"]
+            )
+        )
         if fate == "delete":
             continue
         r = base
@@ -473,6 +477,10 @@ def drifted_nsgs(draw: st.DrawFn) -> NetworkSecurityGroup:
             r = replace(base, access=Access.DENY if base.access is Access.ALLOW else Access.ALLOW)
         elif fate == "destination":
             r = replace(base, destinations=(to_address(draw(st.sampled_from(DRIFT_DESTINATIONS))),))
+        elif fate == "source":
+            r = replace(base, sources=(to_address(draw(st.sampled_from(HUMAN_SOURCES))),))
+        elif fate == "protocol":
+            r = replace(base, protocol=draw(st.sampled_from([Protocol.TCP, Protocol.UDP, Protocol.ANY, Protocol.ICMP])))
         elif fate == "priority":
             r = replace(base, priority=draw(st.integers(100, 4096)))
         elif fate == "rename":
@@ -528,7 +536,7 @@ def _baseline_required(u: Universe, baseline: Baseline, direction: Direction) ->
     return required
 
 
-@profile(200)
+@profile(400)
 @given(group=drifted_nsgs(), with_network=st.booleans())
 def test_plan_properties(group: NetworkSecurityGroup, with_network: bool) -> None:
     inventory = _inventory(group, with_network)
