@@ -24,7 +24,7 @@ from remediation.assess import Assessment, assess
 from remediation.azure.eventgrid import ResourceEvent, affected_ids, caller, is_own_write, is_relevant
 from remediation.baseline import Baseline, roles_of
 from remediation.errors import ConflictError, TransientError
-from remediation.findings import Finding
+from remediation.findings import Finding, FindingKind, Severity
 from remediation.model import Inventory, NetworkSecurityGroup
 from remediation.plan import RemediationPlan
 from remediation.ports import AuditRecord, NsgSource, NsgWriter, StateStore, WriteResult
@@ -402,7 +402,29 @@ def _apply(
             left = [f for f in outcome.remaining if f.remediable]
             if left and not outcome.error:
                 outcome.error = "still drifted after the write: " + ", ".join(f.requirement for f in left)
+        outcome.remaining += [_lost_rule(nsg, name, result.correlation_id) for name in result.lost_rules]
         return
+
+
+def _lost_rule(nsg: NetworkSecurityGroup, rule: str, correlation_id: str | None) -> Finding:
+    """A rule our own write removed (If-Match should make this impossible): operators must know.
+
+    There is no finding kind for it, so it travels as a non-remediable
+    ``modified_rule`` of the NSG, severity high, naming the rule.
+    """
+    return Finding(
+        kind=FindingKind.MODIFIED_RULE,
+        requirement=f"keep {rule}",
+        nsg=nsg.id,
+        rule=rule,
+        remediable=False,
+        severity=Severity.HIGH,
+        message=(
+            f"rule {rule!r} was in {nsg.name} before the remediator's write and is gone after it "
+            f"(ARM correlation id {correlation_id or 'unknown'})"
+        ),
+        reason="the remediator never recreates rules it does not own; restore it from the audit trail's rules before",
+    )
 
 
 def _targets(

@@ -12,6 +12,7 @@ import copy
 import itertools
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -428,3 +429,26 @@ def test_transient_failure_raises_and_lets_the_redelivery_through() -> None:
     arm.failures = []
     assert handle(arm, event(CC, "Microsoft.Network/networkSecurityGroups/write", eid="t1"), state).status == "handled"
     assert arm.puts == [CC]
+
+
+class LosingArm(MemoryArm):
+    """An ARM whose write also drops a rule nobody asked it to (what If-Match should prevent)."""
+
+    def apply(self, nsg: NetworkSecurityGroup, plan: RemediationPlan) -> WriteResult:
+        kept = tuple(r for r in plan.security_rules if r.name != "AllowAzureRM")
+        return super().apply(nsg, replace(plan, security_rules=kept))
+
+
+def test_a_rule_lost_in_the_write_is_reported_and_alerted() -> None:
+    base = network(broken="nsg-cyclecloud-missing-storage.json")
+    arm = LosingArm([*base.nsgs.values(), *base.others])
+    notifier = RecordingNotifier()
+    report = run(arm, alerts=notifier)
+    [outcome] = [o for o in report.nsgs if o.nsg_id == CC]
+    assert outcome.written is not None
+    assert outcome.written.lost_rules == ("AllowAzureRM",)
+    assert "AllowAzureRM" in (outcome.error or "")
+    lost = [f for f in notifier.calls[0]["findings"] if f.rule == "AllowAzureRM" and "gone after" in f.message]
+    assert lost
+    assert not lost[0].remediable
+    assert report.to_json()["written"][0]["lostRules"] == ["AllowAzureRM"]
