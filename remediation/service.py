@@ -147,6 +147,10 @@ class ReconcileReport:
     def ok(self) -> bool:
         return not self.errors and not any(o.error for o in self.nsgs)
 
+    def all_errors(self) -> list[str]:
+        """Run-level errors, then each failed NSG's, naming it."""
+        return self.errors + [f"{o.nsg_id}: {o.error}" for o in self.nsgs if o.error]
+
     def _unattached(self) -> list[Finding]:
         known = {o.nsg_id.lower() for o in self.nsgs}
         return [f for f in self.findings if f.nsg.lower() not in known]
@@ -173,7 +177,7 @@ class ReconcileReport:
                 for w in self.written
             ],
             "remaining": [f.to_json() for f in self.remaining],
-            "errors": self.errors + [f"{o.nsg_id}: {o.error}" for o in self.nsgs if o.error],
+            "errors": self.all_errors(),
             "alerts": list(self.alerts),
             "nsgs": [o.to_json() for o in self.nsgs],
         }
@@ -190,7 +194,7 @@ class ReconcileReport:
             "findings": len(self.findings),
             "written": [w.nsg_id for w in self.written],
             "remaining": len(self.remaining),
-            "errors": self.to_json()["errors"],
+            "errors": self.all_errors(),
         }
 
 
@@ -254,12 +258,15 @@ def reconcile(
     target_keys = {n.key for n in targets}
     report.findings = [f for f in assessment.findings if _finding_in(f, target_keys, parsed, affected)]
     plans = {p.nsg_id.lower(): p for p in assessment.plans}
+    by_nsg: dict[str, list[Finding]] = {}
+    for finding in report.findings:
+        by_nsg.setdefault(finding.nsg.lower(), []).append(finding)
     restored: list[Restored] = []
 
     for nsg in targets:
         outcome = NsgOutcome(nsg_id=nsg.id)
         report.nsgs.append(outcome)
-        outcome.findings = [f for f in report.findings if f.nsg.lower() == nsg.key]
+        outcome.findings = by_nsg.get(nsg.key, [])
         outcome.plan = plans.get(nsg.key)
         outcome.remaining = list(outcome.findings)
         if outcome.plan is None or outcome.plan.is_empty:
@@ -279,9 +286,8 @@ def reconcile(
             continue
         written = outcome.written
         if written is not None and written.written:
-            fixed = tuple(
-                f for f in outcome.findings if f.fingerprint not in {r.fingerprint for r in outcome.remaining}
-            )
+            still = {r.fingerprint for r in outcome.remaining}
+            fixed = tuple(f for f in outcome.findings if f.fingerprint not in still)
             added = outcome.plan.added if outcome.plan is not None else ()
             restored.append(Restored(nsg.id, tuple(r.name for r in added), fixed, actor=actor))
             _record_audit(state, report, nsg, written, clock)
