@@ -1,7 +1,8 @@
 """Property tests of the engine (hypothesis).
 
 1. The set-based evaluator against a brute-force packet-by-packet oracle
-   written here from ../shared/MISSION.md, independently of evaluate.py.
+   written here from ../shared/MISSION.md, independently of evaluate.py:
+   one NSG (evaluate_rules), and subnet + NIC NSGs together (evaluate_path).
 2. Remediation plans: applying one leaves nothing remediable, plans are
    idempotent, never widen access beyond what the baseline requires, keep
    every human rule, and never put two rules on one priority and direction.
@@ -30,6 +31,7 @@ from remediation.evaluate import (
     Flows,
     Universe,
     allowed_flows,
+    evaluate_path,
     evaluate_rules,
     ordered_rules,
 )
@@ -413,6 +415,57 @@ def test_evaluator_matches_packet_oracle(rules: list[ORule], direction: str, pro
         assert single.verdict.value == ("allowed" if expected.access == "Allow" else "denied"), packet
         assert single.deciding_rule is not None
         assert single.deciding_rule.name == expected.name, packet
+
+
+def _level(rules: list[ORule] | None, name: str) -> NetworkSecurityGroup | None:
+    if rules is None:
+        return None
+    return NetworkSecurityGroup(id=f"/x/{name}", name=name, security_rules=tuple(r.to_model() for r in rules))
+
+
+@profile(100)
+@given(
+    subnet_rules=st.one_of(st.none(), rule_sets()),
+    nic_rules=st.one_of(st.none(), rule_sets()),
+    direction=st.sampled_from(["Inbound", "Outbound"]),
+)
+def test_subnet_and_nic_match_packet_oracle(
+    subnet_rules: list[ORule] | None, nic_rules: list[ORule] | None, direction: str
+) -> None:
+    """Both levels must allow; inbound the subnet NSG decides first, outbound the NIC NSG; no NSG allows."""
+    subnet, nic = _level(subnet_rules, "subnet"), _level(nic_rules, "nic")
+    model_rules = [*(subnet.security_rules if subnet else ()), *(nic.security_rules if nic else ())]
+    u = Universe.of(CTX, model_rules, [_seed_flows()])
+    path = evaluate_path(u, u.all_flows(), Direction(direction), subnet, nic)
+    atoms = _atoms(u)
+    allowed = {p for c in path.allowed for p in _covered(c, atoms)}
+    order = [("subnet", subnet_rules), ("nic", nic_rules)]
+    if direction == "Outbound":
+        order.reverse()
+    oracles = [(level, None if rules is None else Oracle(rules, direction)) for level, rules in order]
+    # The first level that denies a packet, in traffic order, with its rule; None when both allow.
+    first_block: dict[str, tuple[str, str]] = {}
+    for packet in ALL_PACKETS:
+        blocked_by = None
+        for level, oracle in oracles:
+            if oracle is None:
+                continue  # no NSG at this level: everything passes it
+            decided = oracle.decide(packet)
+            if decided.access == "Deny":
+                blocked_by = (level, decided.name)
+                break
+        assert (packet in allowed) == (blocked_by is None), (packet, blocked_by)
+        if blocked_by is not None:
+            first_block.setdefault(blocked_by[0], blocked_by)
+    # PathVerdict.blocking names the first level (traffic order) denying anything, and a deny rule there.
+    blocking = path.blocking
+    if not first_block:
+        assert blocking is None
+    else:
+        assert blocking is not None
+        expected_level = next(level for level, _ in order if level in first_block)
+        assert blocking[0].level == expected_level
+        assert blocking[1].access is Access.DENY
 
 
 def test_oracle_sanity() -> None:
