@@ -19,6 +19,7 @@ Pure: callers read the files and pass the decoded JSON in.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping
@@ -93,6 +94,7 @@ def _fail(where: str, path: str, message: str) -> InputError:
     return InputError(message, where=f"{where}: {path}" if path else where)
 
 
+@functools.lru_cache(maxsize=4096)  # field names repeat in every rule of every NSG
 def _norm(key: str) -> str:
     return key.replace("_", "").lower()
 
@@ -244,7 +246,14 @@ def parse_address(value: object, *, where: str, path: str = "") -> Address:
     """
     if not isinstance(value, str) or not value.strip():
         raise _fail(where, path, f"expected an address, CIDR, service tag or '*', not {_kind(value)}")
-    text = value.strip()
+    found = _address(value.strip())
+    if found is None:
+        raise _fail(where, path, f"{value.strip()!r} is not an IP address, CIDR, service tag or '*'")
+    return found
+
+
+@functools.lru_cache(maxsize=8192)  # the same prefixes and tags recur across rules and NSGs; results are immutable
+def _address(text: str) -> Address | None:
     if text.lower() in _ANY_WORDS:
         return AnyAddress()
     network = _network(text)
@@ -252,7 +261,7 @@ def parse_address(value: object, *, where: str, path: str = "") -> Address:
         return Prefix(network, text)
     if _TAG_NAME.match(text):
         return ServiceTag(text)
-    raise _fail(where, path, f"{text!r} is not an IP address, CIDR, service tag or '*'")
+    return None
 
 
 def _network(text: str) -> IPNetwork | None:
