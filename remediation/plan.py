@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from remediation.baseline import RuleRequirement
-from remediation.evaluate import allowed_flows
+from remediation.evaluate import evaluate_nsg
 from remediation.findings import Finding
 from remediation.model import MAX_CUSTOM_PRIORITY, MIN_CUSTOM_PRIORITY, Access, NetworkSecurityGroup, SecurityRule
 from remediation.review import NsgReview
@@ -86,7 +86,7 @@ def build_plan(review: NsgReview) -> RemediationPlan:
             if placed is None:
                 continue
             after = [*without, placed] if named is None else [placed if r is named else r for r in rules]
-            if named is not None and _widens(review, _with_rules(nsg, rules), _with_rules(nsg, after), req):
+            if named is not None and _widens(review, _with_rules(nsg, rules), _with_rules(nsg, after), named, placed):
                 continue  # the drifted rule also denies what ours would not: leave it to a person
             rules = after
             added.append(placed)
@@ -124,20 +124,28 @@ def _may_stay(review: NsgReview, named: SecurityRule, req: RuleRequirement) -> b
     )
 
 
-def _widens(review: NsgReview, before: NetworkSecurityGroup, after: NetworkSecurityGroup, req: RuleRequirement) -> bool:
-    """Would replacing a drifted rule allow more than before, beyond the baseline's allow rules?
+def _widens(
+    review: NsgReview,
+    before: NetworkSecurityGroup,
+    after: NetworkSecurityGroup,
+    old: SecurityRule,
+    new: SecurityRule,
+) -> bool:
+    """Would replacing drifted rule ``old`` by ``new`` allow more, beyond the baseline's allow rules?
 
     Adding a baseline rule can only widen by that rule's own flows, which the baseline
     requires. Replacing one also drops whatever the drifted rule denied (BlockOutbound
-    turned into 'deny VirtualNetwork'): that must not open up (never widen).
+    turned into 'deny VirtualNetwork'): that must not open up (never widen). Only flows
+    one of the two rules matches can change verdict, so only those are evaluated.
     """
     u = review.universe
-    direction = req.rule.direction
+    direction = new.direction
     required = u.empty()
     for r in review.requirements:
         if r.rule.direction is direction and r.rule.access is Access.ALLOW:
             required = required | u.rule_flows(r.rule)
-    opened = allowed_flows(u, after, direction) - allowed_flows(u, before, direction)
+    touched = u.rule_flows(old) | u.rule_flows(new)
+    opened = evaluate_nsg(u, after, direction, touched).allowed - evaluate_nsg(u, before, direction, touched).allowed
     return not opened.issubset(required)
 
 
