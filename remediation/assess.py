@@ -13,6 +13,7 @@ the plan is re-checked here, so "fixable" is never a guess.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -47,12 +48,22 @@ def assess(
     *,
     tags: TagModel | None = None,
     roles: frozenset[Role] | None = None,
+    only: Collection[str] | None = None,
 ) -> Assessment:
+    """Findings and plans of every managed NSG, or of those whose ids are in ``only``.
+
+    The whole inventory still counts as the network (subnets of each role,
+    NICs, VNets), so an event touching one NSG is judged end to end without
+    reviewing the other thousands.
+    """
     network = Network(inventory, baseline.lockdown_tag, roles)
+    wanted = {i.lower() for i in only} if only is not None else None
     findings: list[Finding] = []
     plans: list[RemediationPlan] = []
     seen: set[tuple[str, ...]] = set()
     for nsg, nsg_roles in network.managed():
+        if wanted is not None and nsg.key not in wanted:
+            continue
         review = NsgReview(network, nsg, nsg_roles, baseline, tags or CONTAINMENT)
         nsg_findings, plan = assess_review(review)
         for f in nsg_findings:

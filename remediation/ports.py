@@ -147,6 +147,10 @@ class StateStore(Protocol):
         """Record ``event_id``; True when it was already processed (atomic insert-if-absent)."""
         ...
 
+    def forget_event(self, event_id: str) -> None:
+        """Undo :meth:`seen_event` after a transient failure, so Event Grid's redelivery is handled."""
+        ...
+
     def record_audit(self, record: AuditRecord) -> None: ...
 
     def audit_trail(self, nsg_id: str | None = None, limit: int = 100) -> list[AuditRecord]:

@@ -253,9 +253,9 @@ def reconcile(
         actor=actor,
     )
     inventory = source.inventory(f"/subscriptions/{parsed.subscription_id}")
-    assessment = assess(inventory, baseline, tags=tags)
     targets = _targets(inventory, parsed, baseline, affected)
     target_keys = {n.key for n in targets}
+    assessment = assess(inventory, baseline, tags=tags, only=target_keys)
     report.findings = [f for f in assessment.findings if _finding_in(f, target_keys, parsed, affected)]
     plans = {p.nsg_id.lower(): p for p in assessment.plans}
     by_nsg: dict[str, list[Finding]] = {}
@@ -391,7 +391,7 @@ def _apply(
                 transient_left -= 1
             log.warning("write to %s: %s; re-reading (attempt %d of %d)", nsg.id, exc, attempt, max_attempts)
             current = source.get_nsg(nsg.id)
-            check = assess(_with_nsg(inventory, current), baseline, tags=tags)
+            check = assess(_with_nsg(inventory, current), baseline, tags=tags, only=(current.id,))
             plan = _plan_for(check, current) or plan
             outcome.plan = plan
             if plan.is_empty:  # someone else restored it meanwhile: converged without us
@@ -403,7 +403,7 @@ def _apply(
             outcome.error = "rules lost in the write: " + ", ".join(result.lost_rules)
         after = result.after
         if after is not None:
-            check = assess(_with_nsg(inventory, after), baseline, tags=tags)
+            check = assess(_with_nsg(inventory, after), baseline, tags=tags, only=(after.id,))
             outcome.remaining = _findings_for(check, after)
             left = [f for f in outcome.remaining if f.remediable]
             if left and not outcome.error:
@@ -510,12 +510,12 @@ def _record_audit(
 
 
 def _forget(state: StateStore | None, event_id: str) -> None:
-    forget = getattr(state, "forget_event", None)
-    if callable(forget):
-        try:
-            forget(event_id)
-        except Exception:
-            log.exception("could not forget event %s; its redelivery will be taken for a duplicate", event_id)
+    if state is None:
+        return
+    try:
+        state.forget_event(event_id)
+    except Exception:
+        log.exception("could not forget event %s; its redelivery will be taken for a duplicate", event_id)
 
 
 __all__ = [

@@ -45,24 +45,6 @@ def user_code(name: str) -> Callable[..., Any]:
     return function_app.user_function(name)
 
 
-class ForgettingStore(InMemoryStateStore):
-    """The in-memory store plus ``forget_event`` (requested of remediation.state: without it a
-    redelivery after a transient failure is taken for a duplicate and dropped)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forgotten: set[str] = set()
-
-    def seen_event(self, event_id: str) -> bool:
-        if event_id in self.forgotten:
-            self.forgotten.discard(event_id)
-            return False
-        return super().seen_event(event_id)
-
-    def forget_event(self, event_id: str) -> None:
-        self.forgotten.add(event_id)
-
-
 class CaptureSink:
     name = "teams"
 
@@ -100,7 +82,7 @@ def app(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     monkeypatch.setenv("REMEDIATION_MODE", "enforce")
     emulator.seed(cyclecloud_network(SUB, BASELINE))
     sink = CaptureSink()
-    state = ForgettingStore()
+    state = InMemoryStateStore()
     rt = build_runtime(Settings.from_env(), arm_options=FAST, state=state, channels=[Channel(sink, Severity.INFO)])
     function_app.set_runtime(rt)
     events: list[dict[str, Any]] = []
