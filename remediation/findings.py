@@ -20,6 +20,13 @@ class FindingKind(StrEnum):
     PORT_BLOCKED = "port_blocked"
     NSG_DETACHED = "nsg_detached"
     SERVICE_ENDPOINT_MISSING = "service_endpoint_missing"
+    #: A rule present before the remediator's own write and gone after it: an
+    #: incident of that write, alerted once (never "resolved" by a later sweep).
+    RULE_LOST = "rule_lost"
+
+
+#: Kinds that describe an event, not a state: alerted once when they happen and closed.
+ONE_SHOT_KINDS = frozenset({FindingKind.RULE_LOST})
 
 
 class Severity(StrEnum):
@@ -43,7 +50,8 @@ class Finding:
 
     ``nsg`` is the NSG's resource id (for ``nsg_detached`` and
     ``service_endpoint_missing`` the subnet's id when no NSG applies);
-    ``rule`` the deciding or offending rule's name, or ``None``;
+    ``rule`` the deciding or offending rule's name (for ``rule_lost`` the
+    rule that vanished), or ``None``;
     ``reason`` says why a finding is not remediable (empty when it is).
     """
 
@@ -84,6 +92,8 @@ class Finding:
 
 def severity_for(kind: FindingKind, remediable: bool) -> Severity:
     """Blocked node ports and Internet breaches are incidents; what we cannot fix needs a human."""
+    if kind is FindingKind.RULE_LOST:
+        return Severity.HIGH  # never remediable: the remediator does not recreate rules it does not own
     if kind in (FindingKind.PORT_BLOCKED, FindingKind.LOCKDOWN_BREACH):
         return Severity.CRITICAL
     return Severity.MEDIUM if remediable else Severity.HIGH

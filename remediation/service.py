@@ -24,7 +24,7 @@ from remediation.assess import Assessment, assess
 from remediation.azure.eventgrid import ResourceEvent, affected_ids, caller, is_own_write, is_relevant
 from remediation.baseline import Baseline, roles_of
 from remediation.errors import ConflictError, TransientError
-from remediation.findings import Finding, FindingKind, Severity
+from remediation.findings import Finding, FindingKind, severity_for
 from remediation.model import Inventory, NetworkSecurityGroup
 from remediation.plan import RemediationPlan
 from remediation.ports import AuditRecord, NsgSource, NsgWriter, StateStore, WriteResult
@@ -415,16 +415,17 @@ def _apply(
 def _lost_rule(nsg: NetworkSecurityGroup, rule: str, correlation_id: str | None) -> Finding:
     """A rule our own write removed (If-Match should make this impossible): operators must know.
 
-    There is no finding kind for it, so it travels as a non-remediable
-    ``modified_rule`` of the NSG, severity high, naming the rule.
+    A ``rule_lost`` finding exists only in the run whose write lost the rule;
+    the alert policy sends it once and closes it, so a later sweep never
+    reports it "resolved".
     """
     return Finding(
-        kind=FindingKind.MODIFIED_RULE,
-        requirement=f"keep {rule}",
+        kind=FindingKind.RULE_LOST,
+        requirement=rule,
         nsg=nsg.id,
         rule=rule,
         remediable=False,
-        severity=Severity.HIGH,
+        severity=severity_for(FindingKind.RULE_LOST, False),
         message=(
             f"rule {rule!r} was in {nsg.name} before the remediator's write and is gone after it "
             f"(ARM correlation id {correlation_id or 'unknown'})"

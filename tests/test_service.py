@@ -19,16 +19,19 @@ from typing import Any
 
 import pytest
 
+from remediation.alerts.dispatch import Channel
 from remediation.azure.eventgrid import parse_event
 from remediation.baseline_file import load_baseline
 from remediation.errors import ConflictError, InputError, ScopeError, TransientError
-from remediation.findings import Finding, FindingKind
+from remediation.findings import Finding, FindingKind, Severity
 from remediation.model import Inventory, NetworkSecurityGroup
 from remediation.parse import merge_inventories, parse_document, parse_nsg
 from remediation.plan import RemediationPlan
-from remediation.ports import AuditRecord, WriteResult
+from remediation.ports import Alert, AuditRecord, WriteResult
 from remediation.service import Restored, handle_event, reconcile
 from remediation.settings import Mode, Settings
+from remediation.state import InMemoryStateStore
+from remediation.wiring import AlertNotifier
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -448,7 +451,39 @@ def test_a_rule_lost_in_the_write_is_reported_and_alerted() -> None:
     assert outcome.written is not None
     assert outcome.written.lost_rules == ("AllowAzureRM",)
     assert "AllowAzureRM" in (outcome.error or "")
-    lost = [f for f in notifier.calls[0]["findings"] if f.rule == "AllowAzureRM" and "gone after" in f.message]
-    assert lost
-    assert not lost[0].remediable
+    lost = [f for f in notifier.calls[0]["findings"] if f.kind is FindingKind.RULE_LOST]
+    assert [(f.rule, f.requirement, f.remediable, f.severity.value) for f in lost] == [
+        ("AllowAzureRM", "AllowAzureRM", False, "high")
+    ]
+    assert "gone after" in lost[0].message
     assert report.to_json()["written"][0]["lostRules"] == ["AllowAzureRM"]
+
+
+def test_a_lost_rule_is_alerted_once_and_never_resolved_by_the_next_sweep() -> None:
+    """Through the real alert policy and state: the next sweep restores the baseline rule,
+    and must not tell operators the lost-rule incident was "resolved"."""
+
+    class Inbox:
+        name = "inbox"
+
+        def __init__(self) -> None:
+            self.alerts: list[Alert] = []
+
+        def send(self, alert: Alert) -> None:
+            self.alerts.append(alert)
+
+    inbox = Inbox()
+    notifier = AlertNotifier(InMemoryStateStore(), [Channel(inbox, Severity.INFO)], SETTINGS)
+    base = network(broken="nsg-cyclecloud-missing-storage.json")
+    losing = LosingArm([*base.nsgs.values(), *base.others])
+    run(losing, alerts=notifier)
+    incidents = [a for a in inbox.alerts if a.finding is not None and a.finding.kind is FindingKind.RULE_LOST]
+    assert [(a.status.value, a.finding.rule if a.finding else None) for a in incidents] == [("new", "AllowAzureRM")]
+    inbox.alerts.clear()
+    # The next sweep on an honest ARM puts AllowAzureRM back (a baseline rule) and sweeps again.
+    honest = MemoryArm([*losing.nsgs.values(), *losing.others])
+    run(honest, alerts=notifier)
+    run(honest, alerts=notifier)
+    assert "AllowAzureRM" in honest.rules(CC)
+    about_the_loss = [a for a in inbox.alerts if a.finding is not None and "gone after" in a.finding.message]
+    assert about_the_loss == []  # no "resolved", no reminder, no second alert

@@ -7,7 +7,11 @@ rules, so that an alert arrives once and does not turn into noise:
 - a finding still present ``reminder_hours`` after the last alert -> ``reminder``;
 - an open finding that is no longer found, within the assessed scope -> ``resolved``;
 - rules the remediator restored -> one informational ``restored`` alert per NSG;
-  the findings it fixed close silently (the restored alert says so).
+  the findings it fixed close silently (the restored alert says so);
+- a one-shot finding (``rule_lost``: an incident of one write, not a state)
+  -> one ``new`` alert, and its state is closed at once: no reminders, and
+  its absence from later sweeps resolves nothing. Should no channel take the
+  alert, it stays owed and the next run sends it from the stored finding.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from remediation.findings import Finding, FindingKind, Severity
+from remediation.findings import ONE_SHOT_KINDS, Finding, FindingKind, Severity
 from remediation.model import resource_id_part
 from remediation.ports import Alert, AlertState, AlertStatus
 from remediation.settings import Settings
@@ -134,6 +138,24 @@ def decide(
                 change(replace(old, status=RESOLVED, last_seen=now))
             continue
         severity = alert_severity(finding)
+        if finding.kind in ONE_SHOT_KINDS:
+            # Sent now and closed: it happened once, so it neither reminds nor resolves.
+            first_seen = old.first_seen if old is not None and old.status == OPEN else now
+            count = old.count + 1 if old is not None and old.status == OPEN else 1
+            state = AlertState(
+                fingerprint=fp,
+                resource_id=finding.nsg,
+                severity=severity,
+                first_seen=first_seen,
+                last_seen=now,
+                last_sent=now,
+                status=RESOLVED,
+                count=count,
+                finding=finding.to_json(),
+            )
+            change(state)
+            alerts.append(_finding_alert(AlertStatus.NEW, finding, state, now, actors_by_key, evidence_by_key))
+            continue
         if old is None or old.status != OPEN:
             state = AlertState(
                 fingerprint=fp,
@@ -160,7 +182,17 @@ def decide(
         change(seen)
 
     for fp, old in sorted(states.items()):
-        if fp in current or old.status != OPEN or not _in_scope(old.resource_id, scopes):
+        if fp in current or old.status != OPEN:
+            continue
+        if _is_one_shot(old):
+            # Only open when its alert was never delivered: owed, whatever the scope.
+            owed = finding_from_json(old.finding)
+            closed = replace(old, status=RESOLVED, last_sent=now)
+            change(closed)
+            if old.last_sent is None and owed is not None:
+                alerts.append(_finding_alert(AlertStatus.NEW, owed, closed, now, actors_by_key, evidence_by_key))
+            continue
+        if not _in_scope(old.resource_id, scopes):
             continue
         gone = replace(old, status=RESOLVED, last_seen=now)
         change(gone)
@@ -220,7 +252,9 @@ def settle(decision: Decision, undelivered: Iterable[str]) -> tuple[AlertState, 
             settled.append(state)
             continue
         before = decision.previous.get(state.fingerprint)
-        if state.status == RESOLVED:
+        if _is_one_shot(state):
+            settled.append(replace(state, status=OPEN, last_sent=None))  # still owed: sent next run
+        elif state.status == RESOLVED:
             if before is not None:
                 settled.append(before)
         elif before is None or before.status != OPEN:
@@ -284,13 +318,20 @@ _KIND_TEXT = {
     FindingKind.PORT_BLOCKED: "port blocked",
     FindingKind.NSG_DETACHED: "NSG detached",
     FindingKind.SERVICE_ENDPOINT_MISSING: "service endpoint missing",
+    FindingKind.RULE_LOST: "rule lost",
 }
+
+
+def _is_one_shot(state: AlertState) -> bool:
+    return str(state.finding.get("kind", "")) in ONE_SHOT_KINDS
 
 
 def _describe(finding: Finding | None, resource_id: str) -> str:
     name = resource_id.rstrip("/").rsplit("/", 1)[-1] or resource_id
     if finding is None:
         return f"finding on {name}"
+    if finding.kind is FindingKind.RULE_LOST:
+        return f"rule {finding.rule or finding.requirement} lost in the remediator's write to {name}"
     return f"{_KIND_TEXT.get(finding.kind, finding.kind.value)} {finding.requirement} on {name}"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from remediation.findings import Severity
+from remediation.findings import ONE_SHOT_KINDS, FindingKind, Severity
 from remediation.model import resource_id_part
 from remediation.ports import Alert, AlertStatus
 
@@ -55,8 +55,11 @@ def render(alert: Alert, *, max_items: int = MAX_ITEMS, max_line: int = MAX_LINE
     """The view of ``alert``; lists longer than ``max_items`` end in "and N more"."""
     finding = alert.finding
     nsg_name = resource_id_part(alert.nsg_id, "networkSecurityGroups")
+    status = _STATUS_TEXT[alert.status]
+    if finding is not None and finding.kind in ONE_SHOT_KINDS and alert.status is AlertStatus.NEW:
+        status = "New (sent once: no reminder or resolved alert follows)"
     facts: list[tuple[str, str]] = [
-        ("Status", _STATUS_TEXT[alert.status]),
+        ("Status", status),
         ("Severity", alert.severity.value),
         ("NSG" if nsg_name else "Resource", nsg_name or alert.nsg_id),
         ("Resource group", resource_id_part(alert.nsg_id, "resourceGroups") or "-"),
@@ -65,7 +68,10 @@ def render(alert: Alert, *, max_items: int = MAX_ITEMS, max_line: int = MAX_LINE
     if finding is not None:
         facts.append(("Finding", finding.kind.value))
         facts.append(("Requirement", finding.requirement))
-        facts.append(("Deciding rule", finding.rule or "none (no rule decides it)"))
+        if finding.kind is FindingKind.RULE_LOST:
+            facts.append(("Lost rule", finding.rule or finding.requirement))
+        else:
+            facts.append(("Deciding rule", finding.rule or "none (no rule decides it)"))
         if finding.subnet:
             facts.append(("Subnet", finding.subnet))
     facts.append(("Changed by", alert.actor or "unknown"))
