@@ -1,6 +1,7 @@
 """One call from inventory to findings and plans (the core's front door).
 
-``assess(inventory, baseline, *, tags=None, roles=None) -> Assessment``
+``assess(inventory, baseline, *, tags=None, roles=None, only=None,
+expected_attachments=None, subnets=None) -> Assessment``
 
 ``tags`` is a :class:`remediation.tags.TagModel` (None: the built-in
 containment model); ``roles`` overrides the roles read from each NSG's tag
@@ -9,11 +10,21 @@ unless ``roles`` is given.
 
 A finding is remediable exactly when it is gone once the plan is applied:
 the plan is re-checked here, so "fixable" is never a guess.
+
+Attachments have a memory: when a managed NSG is detached from a subnet (or
+swapped, or deleted), Azure drops the NSG's back-reference too, so the
+inventory alone no longer says the subnet was ever managed.
+``expected_attachments`` (subnet id -> the managed NSG it was last seen
+with, kept by the service's state store; :func:`observed_attachments` gives
+the pairs to remember) brings that back. An expectation holds until the
+subnet is guarded by a managed NSG again (the same or another one tagged
+with the lockdown tag) or the subnet is deleted; that is also how an
+operator makes a detachment permanent on purpose.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,6 +35,8 @@ from remediation.network import Network
 from remediation.plan import RemediationPlan, build_plan, planned_nsg
 from remediation.review import NsgReview, Problem
 from remediation.tags import CONTAINMENT, TagModel
+
+DETACHED_REASON = "re-associating a subnet is a subnet write, which the remediator does not make; re-attach the NSG"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +62,20 @@ def assess(
     tags: TagModel | None = None,
     roles: frozenset[Role] | None = None,
     only: Collection[str] | None = None,
+    expected_attachments: Mapping[str, str] | None = None,
+    subnets: Collection[str] | None = None,
 ) -> Assessment:
     """Findings and plans of every managed NSG, or of those whose ids are in ``only``.
 
     The whole inventory still counts as the network (subnets of each role,
     NICs, VNets), so an event touching one NSG is judged end to end without
     reviewing the other thousands.
+
+    ``expected_attachments`` maps subnet ids to the managed NSG each was last
+    seen attached to: a known subnet (its VNet is in the inventory) no longer
+    guarded by that NSG nor by another managed one is ``nsg_detached``. With
+    ``only``, such a pair is judged when its NSG is in ``only`` or its subnet
+    in ``subnets``.
     """
     network = Network(inventory, baseline.lockdown_tag, roles)
     wanted = {i.lower() for i in only} if only is not None else None
@@ -67,13 +88,78 @@ def assess(
         review = NsgReview(network, nsg, nsg_roles, baseline, tags or CONTAINMENT)
         nsg_findings, plan = assess_review(review)
         for f in nsg_findings:
-            key = (f.kind.value, f.requirement, f.nsg.lower(), f.rule or "", f.subnet or "")
+            key = (f.kind.value, f.requirement, f.nsg.lower(), f.rule or "", (f.subnet or "").lower())
             if key not in seen:
                 seen.add(key)
                 findings.append(f)
         plans.append(plan)
+    if expected_attachments:
+        wanted_subnets = {i.lower() for i in subnets} if subnets is not None else set()
+        for f in _detached_from_memory(network, baseline, expected_attachments):
+            if wanted is not None and f.nsg.lower() not in wanted and (f.subnet or "").lower() not in wanted_subnets:
+                continue
+            key = (f.kind.value, f.requirement, f.nsg.lower(), f.rule or "", (f.subnet or "").lower())
+            if key not in seen:
+                seen.add(key)
+                findings.append(f)
     findings.sort(key=lambda f: (-f.severity.rank, f.nsg.lower(), f.kind.value, f.requirement))
     return Assessment(tuple(findings), tuple(plans))
+
+
+def observed_attachments(inventory: Inventory, baseline: Baseline) -> dict[str, str]:
+    """Subnet id -> the managed NSG attached to it now: what to remember for the next run.
+
+    From the subnet's own ``nsg_id`` when its VNet is in the inventory, else
+    from the managed NSGs' back-references.
+    """
+    network = Network(inventory, baseline.lockdown_tag)
+    managed = {nsg.key: nsg for nsg, _ in network.managed()}
+    pairs: dict[str, tuple[str, str]] = {}
+    for subnet in network.subnets.values():
+        nsg = managed.get((subnet.nsg_id or "").lower())
+        if nsg is not None:
+            pairs[subnet.key] = (subnet.id, nsg.id)
+    for nsg in managed.values():
+        for subnet_id in nsg.subnet_ids:
+            if subnet_id.lower() not in network.subnets:
+                pairs.setdefault(subnet_id.lower(), (subnet_id, nsg.id))
+    return dict(pairs.values())
+
+
+def _detached_from_memory(network: Network, baseline: Baseline, expected: Mapping[str, str]) -> list[Finding]:
+    """``nsg_detached`` for each remembered pair whose known subnet lost its managed NSG."""
+    managed = {nsg.key for nsg, _ in network.managed()}
+    tag = baseline.lockdown_tag
+    found: list[Finding] = []
+    for subnet_id, nsg_id in expected.items():
+        subnet = network.subnets.get(subnet_id.lower())
+        if subnet is None:
+            continue  # its VNet was not read, or the subnet is gone: nothing to judge
+        now = (subnet.nsg_id or "").lower()
+        if now in managed:
+            continue  # guarded by the same or another managed NSG (which is reviewed as such)
+        lost = network.nsg_by_id(nsg_id)
+        lost_name = nsg_id.rstrip("/").rsplit("/", 1)[-1]
+        if now == nsg_id.lower():
+            what = f"still has NSG {lost_name!r}, which is no longer tagged {tag}"
+        else:
+            has = f"NSG {subnet.nsg_id.rsplit('/', 1)[-1]!r} (not tagged {tag})" if subnet.nsg_id else "no NSG"
+            gone = "" if lost is not None else f"; {lost_name!r} no longer exists or is no longer tagged"
+            what = f"lost managed NSG {lost_name!r} and now has {has}{gone}"
+        found.append(
+            Finding(
+                kind=FindingKind.NSG_DETACHED,
+                requirement="attachment",
+                nsg=lost.id if lost is not None else nsg_id,
+                rule=None,
+                remediable=False,
+                severity=severity_for(FindingKind.NSG_DETACHED, False),
+                message=f"subnet {subnet.name!r} {what}",
+                reason=DETACHED_REASON,
+                subnet=subnet.id,
+            )
+        )
+    return found
 
 
 def assess_review(review: NsgReview) -> tuple[list[Finding], RemediationPlan]:
@@ -105,7 +191,7 @@ def _finding(problem: Problem, remediable: bool, review: NsgReview) -> Finding:
 
 def _reason(problem: Problem, review: NsgReview) -> str:
     if problem.kind is FindingKind.NSG_DETACHED:
-        return "re-associating a subnet is a subnet write, which the remediator does not make; re-attach the NSG"
+        return DETACHED_REASON
     if problem.kind is FindingKind.SERVICE_ENDPOINT_MISSING:
         return (
             f"adding the {problem.requirement} service endpoint is a subnet write, which the remediator does not make"
