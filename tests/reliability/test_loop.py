@@ -39,7 +39,7 @@ def benign_rule(i: int) -> dict[str, Any]:
         "properties": {
             "protocol": "Tcp",
             "access": "Allow",
-            "priority": 1000 + i % 50,
+            "priority": 1000 + i,  # one per round: never two on one priority
             "direction": "Inbound",
             "sourceAddressPrefix": "10.10.7.0/24",
             "destinationAddressPrefix": "*",
