@@ -244,6 +244,7 @@ class Universe:
         # Rule cubes by object id (the rule is kept alongside, so its id stays unique):
         # a review evaluates the same rules many times, and hashing a rule costs more.
         self._rule_cache: dict[int, tuple[SecurityRule, Cube]] = {}
+        self._order_cache: dict[tuple[int, Direction], tuple[tuple[SecurityRule, ...], tuple[SecurityRule, ...]]] = {}
         self.everything: Cube = (ALL_PROTOCOLS, self.all_addresses, self.all_ports, self.all_addresses, self.all_ports)
 
     @classmethod
@@ -376,6 +377,14 @@ class Universe:
             cached = self._rule_cache[id(rule)] = (rule, cube)
         return cached[1]
 
+    def ordered(self, custom: tuple[SecurityRule, ...], direction: Direction) -> tuple[SecurityRule, ...]:
+        """:func:`ordered_rules`, remembered per rule list (a review asks many questions of one NSG)."""
+        key = (id(custom), direction)
+        cached = self._order_cache.get(key)
+        if cached is None or cached[0] is not custom:
+            cached = self._order_cache[key] = (custom, ordered_rules(custom, direction))
+        return cached[1]
+
     def rule_flows(self, rule: SecurityRule) -> FlowSet:
         cube = self.rule_cube(rule)
         return FlowSet(self, (cube,) if _nonempty(cube) else ())
@@ -463,11 +472,16 @@ class FlowSet:
     def __and__(self, other: FlowSet) -> FlowSet:
         self._check(other)
         out: list[Cube] = []
+        o0, o1, o2, o3, o4 = _bounds(other.cubes)
         for a in self.cubes:
+            a0, a1, a2, a3, a4 = a
+            if not (a0 & o0 and a1 & o1 and a2 & o2 and a3 & o3 and a4 & o4):
+                continue  # misses all of ``other``: skip the pairwise work
             for b in other.cubes:
-                c = _intersect(a, b)
-                if c is not None:
-                    out.append(c)
+                # _intersect, inlined: restrict() makes this a hot loop.
+                c0, c1, c2, c3, c4 = a0 & b[0], a1 & b[1], a2 & b[2], a3 & b[3], a4 & b[4]
+                if c0 and c1 and c2 and c3 and c4:
+                    out.append((c0, c1, c2, c3, c4))
         return FlowSet(self.universe, tuple(out))
 
     def __sub__(self, other: FlowSet) -> FlowSet:
@@ -581,12 +595,15 @@ def evaluate_rules(
     decisions: list[Decision] = []
     allowed: list[Cube] = []
     denied: list[Cube] = []
+    b0, b1, b2, b3, b4 = _bounds(remaining)
     for rule in rules:
         if not remaining:
             break
         rc = universe.rule_cube(rule)
         r0, r1, r2, r3, r4 = rc
-        if not (r0 and r1 and r2 and r3 and r4):
+        # A rule missing the bounding box of what is left matches none of it: most
+        # rules of an NSG miss most questions, so this skips the per-cube work.
+        if not (r0 & b0 and r1 & b1 and r2 & b2 and r3 & b3 and r4 & b4):
             continue
         matched: list[Cube] = []
         nxt: list[Cube] = []
@@ -601,11 +618,45 @@ def evaluate_rules(
         if matched:
             decisions.append(Decision(rule, FlowSet(universe, tuple(matched)), nsg_id))
             (allowed if rule.access is Access.ALLOW else denied).extend(matched)
-        remaining = nxt
+            remaining = nxt
+            b0, b1, b2, b3, b4 = _bounds(remaining)
     if remaining:  # only reachable with a custom rule list lacking the default rules
         denied.extend(remaining)
     a, d = FlowSet(universe, tuple(allowed)), FlowSet(universe, tuple(denied))
     return FlowVerdict(_verdict(a, d), tuple(decisions), a, d)
+
+
+def restrict(verdict: FlowVerdict, query: FlowSet) -> FlowVerdict:
+    """``verdict`` narrowed to ``query``, which must lie inside the flows it judged.
+
+    First match decides each flow once, so the verdict over a large set
+    answers every question inside it by intersection alone: one pass over the
+    rules serves many questions.
+    """
+    universe = query.universe
+    decisions: list[Decision] = []
+    allowed: list[Cube] = []
+    denied: list[Cube] = []
+    for d in verdict.decisions:
+        part = d.flows & query
+        if part.is_empty:
+            continue
+        decisions.append(Decision(d.rule, part, d.nsg_id))
+        (allowed if d.rule.access is Access.ALLOW else denied).extend(part.cubes)
+    a, dn = FlowSet(universe, tuple(allowed)), FlowSet(universe, tuple(denied))
+    return FlowVerdict(_verdict(a, dn), tuple(decisions), a, dn)
+
+
+def _bounds(cubes: Sequence[Cube]) -> Cube:
+    """The smallest cube holding all of ``cubes`` (per dimension, the union of masks)."""
+    b0 = b1 = b2 = b3 = b4 = 0
+    for c in cubes:
+        b0 |= c[0]
+        b1 |= c[1]
+        b2 |= c[2]
+        b3 |= c[3]
+        b4 |= c[4]
+    return (b0, b1, b2, b3, b4)
 
 
 def evaluate_nsg(
@@ -614,7 +665,7 @@ def evaluate_nsg(
     """How ``nsg`` treats ``query`` in ``direction``; no NSG allows everything."""
     if nsg is None:
         return FlowVerdict(Verdict.ALLOWED, (), query, universe.empty())
-    return evaluate_rules(universe, ordered_rules(nsg.security_rules, direction), query, nsg.id)
+    return evaluate_rules(universe, universe.ordered(nsg.security_rules, direction), query, nsg.id)
 
 
 def ordered_rules(custom: Iterable[SecurityRule], direction: Direction) -> tuple[SecurityRule, ...]:

@@ -78,9 +78,15 @@ class AnyAddress:
 
 @dataclass(frozen=True, slots=True)
 class Prefix:
-    """A literal IPv4/IPv6 address or CIDR; ``text`` keeps the operator's spelling."""
+    """A literal IPv4/IPv6 address or CIDR; ``text`` keeps the operator's spelling.
 
-    network: IPNetwork
+    Hashed on the text only: ``ipaddress`` hashing is slow Python and the
+    evaluator looks prefixes up in its caches many times per NSG. Equality
+    still compares the network, so this only costs a collision for two
+    spellings of one prefix.
+    """
+
+    network: IPNetwork = field(hash=False)
     text: str = ""
 
     def to_arm(self) -> str:

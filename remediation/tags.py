@@ -17,6 +17,7 @@ Pure: callers read files and pass the parsed JSON to :func:`exact_from_documents
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ TAG_ALIASES: Mapping[str, str] = {
 _NOT_AZURE_SERVICES = frozenset({"internet", "virtualnetwork", "azureloadbalancer", "azurecloud"})
 
 
+@functools.cache
 def canonical_tag(name: str) -> str:
     """Today's spelling of a tag name (legacy aliases resolved)."""
     return TAG_ALIASES.get(name.lower(), name)
@@ -54,6 +56,7 @@ def tag_region(name: str) -> str | None:
     return parts[1] if len(parts) == 2 else None
 
 
+@functools.cache
 def tag_contains(outer: str, inner: str) -> bool:
     """Containment between two tag names, in the model without data.
 
