@@ -157,14 +157,16 @@ var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(r
 var deadLetterContainerName = 'eventgrid-deadletter'
 var stateTablePrefix = 'lockdown'
 // The state tables of remediation/state.py (alert state and its history,
-// processed events, audit trail, last sweep status); the code also creates
-// them if missing, but a deployment that has them is ready before first use.
+// processed events, audit trail, last sweep status, remembered subnet-NSG
+// attachments); the code also creates them if missing, but a deployment that
+// has them is ready before first use.
 var stateTables = [
   '${stateTablePrefix}alerts'
   '${stateTablePrefix}alerthistory'
   '${stateTablePrefix}events'
   '${stateTablePrefix}audit'
   '${stateTablePrefix}status'
+  '${stateTablePrefix}attachments'
 ]
 // environment().resourceManager ends in '/'; the code compares endpoints and
 // builds token scopes from this value, so hand it over without the slash.

@@ -3,7 +3,7 @@ adapters; ``function_app.py`` and ``cli.py`` build adapters and pass them in."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -32,8 +32,13 @@ class WriteResult:
 
 
 class NsgSource(Protocol):
-    def inventory(self, scope: str) -> Inventory:
-        """Managed NSGs (tagged) under ``scope`` with their subnets and NICs."""
+    def inventory(self, scope: str, *, extra_subnet_ids: Collection[str] = ()) -> Inventory:
+        """Managed NSGs (tagged) under ``scope`` with their subnets and NICs.
+
+        The VNets of ``extra_subnet_ids`` (subnets remembered as managed) are
+        read too, with the NSGs their subnets name; such a VNet missing from
+        the result does not exist (a failed read raises instead).
+        """
         ...
 
     def get_nsg(self, nsg_id: str) -> NetworkSecurityGroup: ...
@@ -173,6 +178,14 @@ class StateStore(Protocol):
 
     def alert_history(self, fingerprint: str, limit: int = 100) -> list[AlertHistoryEntry]:
         """Newest first."""
+        ...
+
+    def attachments(self) -> dict[str, str]:
+        """Subnet id -> the managed NSG id it was last seen attached to (what detachments are judged by)."""
+        ...
+
+    def save_attachments(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
+        """Insert or replace the ``current`` pairs; delete the subnets in ``forget`` (ids case-insensitive)."""
         ...
 
 

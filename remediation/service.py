@@ -15,12 +15,12 @@ it keeps:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from remediation.assess import Assessment, assess
+from remediation.assess import Assessment, assess, observed_attachments
 from remediation.azure.eventgrid import ResourceEvent, affected_ids, caller, is_own_write, is_relevant
 from remediation.baseline import Baseline, roles_of
 from remediation.errors import ConflictError, TransientError
@@ -252,10 +252,22 @@ def reconcile(
         event_id=event_id,
         actor=actor,
     )
-    inventory = source.inventory(f"/subscriptions/{parsed.subscription_id}")
+    expected = _load_attachments(state, report)
+    subscription = f"/subscriptions/{parsed.subscription_id}"
+    if expected:
+        inventory = source.inventory(subscription, extra_subnet_ids=tuple(expected))
+    else:
+        inventory = source.inventory(subscription)
     targets = _targets(inventory, parsed, baseline, affected)
     target_keys = {n.key for n in targets}
-    assessment = assess(inventory, baseline, tags=tags, only=target_keys)
+    assessment = assess(
+        inventory,
+        baseline,
+        tags=tags,
+        only=target_keys,
+        expected_attachments=expected,
+        subnets=_judged_subnets(expected, parsed, affected),
+    )
     report.findings = [f for f in assessment.findings if _finding_in(f, target_keys, parsed, affected)]
     plans = {p.nsg_id.lower(): p for p in assessment.plans}
     by_nsg: dict[str, list[Finding]] = {}
@@ -278,7 +290,7 @@ def reconcile(
             outcome.skipped = "dry run: not written"
             continue
         try:
-            _apply(outcome, nsg, inventory, source, writer, baseline, tags, max_attempts)
+            _apply(outcome, nsg, inventory, source, writer, baseline, tags, max_attempts, expected)
         except Exception as exc:  # one NSG's failure must not stop the others
             log.exception("reconcile of %s failed", nsg.id)
             outcome.error = f"{type(exc).__name__}: {exc}"
@@ -292,6 +304,7 @@ def reconcile(
             restored.append(Restored(nsg.id, tuple(r.name for r in added), fixed, actor=actor))
             _record_audit(state, report, nsg, written, clock)
 
+    _save_attachments(state, report, inventory, baseline, expected)
     report.finished = clock()
     if alerts is not None:
         try:
@@ -373,6 +386,7 @@ def _apply(
     baseline: Baseline,
     tags: Any,
     max_attempts: int,
+    expected: Mapping[str, str] | None = None,
 ) -> None:
     """Write the plan; on conflict (or once, a transient failure) re-read, re-plan and retry, bounded."""
     current, plan = nsg, outcome.plan
@@ -391,7 +405,9 @@ def _apply(
                 transient_left -= 1
             log.warning("write to %s: %s; re-reading (attempt %d of %d)", nsg.id, exc, attempt, max_attempts)
             current = source.get_nsg(nsg.id)
-            check = assess(_with_nsg(inventory, current), baseline, tags=tags, only=(current.id,))
+            check = assess(
+                _with_nsg(inventory, current), baseline, tags=tags, only=(current.id,), expected_attachments=expected
+            )
             plan = _plan_for(check, current) or plan
             outcome.plan = plan
             if plan.is_empty:  # someone else restored it meanwhile: converged without us
@@ -403,7 +419,9 @@ def _apply(
             outcome.error = "rules lost in the write: " + ", ".join(result.lost_rules)
         after = result.after
         if after is not None:
-            check = assess(_with_nsg(inventory, after), baseline, tags=tags, only=(after.id,))
+            check = assess(
+                _with_nsg(inventory, after), baseline, tags=tags, only=(after.id,), expected_attachments=expected
+            )
             outcome.remaining = _findings_for(check, after)
             left = [f for f in outcome.remaining if f.remediable]
             if left and not outcome.error:
@@ -459,9 +477,76 @@ def _finding_in(finding: Finding, targets: set[str], scope: Scope, affected: Col
     if finding.nsg.lower() in targets:
         return True
     if affected is not None:
-        keys = {a.lower() for a in affected}
-        return bool(finding.subnet and finding.subnet.lower() in keys) or finding.nsg.lower() in keys
+        # A subnet's finding counts for an event on the subnet or its VNet; a detachment from
+        # memory also for an event on the (deleted) NSG it names.
+        return _touches(finding.subnet, affected) or finding.nsg.lower() in {a.lower() for a in affected}
     return scope.contains(finding.nsg)
+
+
+def _touches(resource_id: str | None, affected: Collection[str]) -> bool:
+    """``resource_id`` is one of ``affected`` or lies under one (a subnet under its VNet)."""
+    if not resource_id:
+        return False
+    rid = resource_id.lower()
+    keys = {a.lower().rstrip("/") for a in affected}
+    return rid in keys or any(rid.startswith(k + "/") for k in keys)
+
+
+def _judged_subnets(expected: Mapping[str, str], scope: Scope, affected: Collection[str] | None) -> set[str]:
+    """Remembered subnets whose attachment this run judges even when their NSG is no target.
+
+    A sweep judges those whose NSG is in its scope (the NSG may be deleted, so
+    never a target); an event those on the subnet, its VNet or the NSG it touched.
+    """
+    if affected is None:
+        return {subnet for subnet, nsg in expected.items() if scope.contains(nsg)}
+    return {subnet for subnet, nsg in expected.items() if _touches(subnet, affected) or _touches(nsg, affected)}
+
+
+def _load_attachments(state: StateStore | None, report: ReconcileReport) -> dict[str, str]:
+    """The remembered subnet -> managed NSG pairs; none (reported) when the store fails."""
+    if state is None:
+        return {}
+    try:
+        return dict(state.attachments())
+    except Exception as exc:  # the run still judges what the inventory shows
+        log.exception("loading the remembered NSG attachments failed")
+        report.errors.append(f"attachments: not loaded, detachments judged without memory: {type(exc).__name__}: {exc}")
+        return {}
+
+
+def _save_attachments(
+    state: StateStore | None,
+    report: ReconcileReport,
+    inventory: Inventory,
+    baseline: Baseline,
+    expected: Mapping[str, str],
+) -> None:
+    """Remember what is attached now; forget remembered subnets that no longer exist.
+
+    A remembered subnet that still exists without a managed NSG is kept, so
+    its ``nsg_detached`` persists until a managed NSG guards it again or the
+    subnet is deleted. Only changed pairs are written.
+    """
+    if state is None:
+        return
+    observed = observed_attachments(inventory, baseline)
+    known = {k.lower(): v.lower() for k, v in expected.items()}
+    changed = {s: n for s, n in observed.items() if known.get(s.lower()) != n.lower()}
+    vnets = {v.key: v for v in inventory.vnets}
+    forget = []
+    for subnet_id in expected:
+        vnet = vnets.get(subnet_id[: subnet_id.lower().rfind("/subnets/")].lower())
+        # Discovery read this VNet (extra_subnet_ids): absent means deleted, as is a subnet absent from it.
+        if vnet is None or all(s.key != subnet_id.lower() for s in vnet.subnets):
+            forget.append(subnet_id)
+    if not changed and not forget:
+        return
+    try:
+        state.save_attachments(changed, forget=forget)
+    except Exception as exc:
+        log.exception("saving the NSG attachments failed")
+        report.errors.append(f"attachments: not saved: {type(exc).__name__}: {exc}")
 
 
 def _alert_scopes(scope: Scope, targets: Sequence[NetworkSecurityGroup], affected: Collection[str] | None) -> list[str]:

@@ -11,7 +11,10 @@ Tables (``<prefix>`` is ``STATE_TABLE_PREFIX``):
 - ``<prefix>alerthistory``: every alert decided, partition = fingerprint;
 - ``<prefix>events``: processed Event Grid event ids (insert-if-absent);
 - ``<prefix>audit``: every remediation, newest first (inverted-time row keys);
-- ``<prefix>status``: the last sweep's status.
+- ``<prefix>status``: the last sweep's status;
+- ``<prefix>attachments``: subnet id -> the managed NSG it was last seen
+  attached to (partition ``attachment``, row key a hash of the lowercased
+  subnet id), so a detachment is found after the NSG's back-reference is gone.
 
 A string property holds at most 64 KiB, so rule lists and status are stored
 as zlib-compressed JSON split over binary properties (``<name>_0`` ...).
@@ -25,7 +28,7 @@ import re
 import threading
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -49,6 +52,7 @@ _MAX_TICKS = 10**19
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _AUDIT_PARTITION = "audit"
 _ALERT_PARTITION = "alert"
+_ATTACHMENT_PARTITION = "attachment"
 
 
 def _now() -> datetime:
@@ -110,6 +114,7 @@ class TableStateStore:
             "events": f"{prefix}events",
             "audit": f"{prefix}audit",
             "status": f"{prefix}status",
+            "attachments": f"{prefix}attachments",
         }
         for table_name in names.values():
             if not _TABLE_NAME.match(table_name):
@@ -307,6 +312,48 @@ class TableStateStore:
                     break
         return entries
 
+    # -- attachments ----------------------------------------------------------
+
+    def attachments(self) -> dict[str, str]:
+        table = self._table("attachments")
+        pairs: dict[str, str] = {}
+        with self._errors(table.table_name, "read attachments"), _absent_is_empty():
+            for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": _ATTACHMENT_PARTITION}):
+                pairs[str(entity["subnet_id"])] = str(entity["nsg_id"])
+        return pairs
+
+    def save_attachments(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
+        from azure.data.tables import UpdateMode  # noqa: PLC0415
+
+        at = _utc(self._clock())
+        upserts: dict[str, dict[str, Any]] = {}
+        for subnet_id, nsg_id in current.items():
+            key = _subnet_key(subnet_id)
+            upserts[key] = {
+                "PartitionKey": _ATTACHMENT_PARTITION,
+                "RowKey": key,
+                "subnet_id": subnet_id,
+                "nsg_id": nsg_id,
+                "seen_at": at,
+            }
+        operations = [("upsert", e, {"mode": UpdateMode.REPLACE}) for e in upserts.values()]
+        table = self._table("attachments")
+        with self._errors(table.table_name, "save attachments"):
+            for start in range(0, len(operations), _BATCH):
+                table.submit_transaction(operations[start : start + _BATCH])
+        # One by one: a row already gone would fail a whole transaction, and there are few.
+        for key in {_subnet_key(s) for s in forget} - upserts.keys():
+            try:
+                with self._errors(table.table_name, "forget attachment"):
+                    table.delete_entity(partition_key=_ATTACHMENT_PARTITION, row_key=key)
+            except ResourceNotFoundError:
+                continue
+
+
+def _subnet_key(subnet_id: str) -> str:
+    return hashlib.sha256(subnet_id.lower().encode("utf-8")).hexdigest()
+
 
 def _absent_is_empty() -> AbstractContextManager[None]:
     """A table that does not exist yet (a reader that may not create it) holds nothing."""
@@ -376,6 +423,7 @@ class InMemoryStateStore:
         self._status: dict[str, Any] | None = None
         self._alerts: dict[str, AlertState] = {}
         self._history: dict[str, list[AlertHistoryEntry]] = {}
+        self._attachments: dict[str, tuple[str, str, datetime]] = {}
 
     def seen_event(self, event_id: str) -> bool:
         if not event_id:
@@ -433,3 +481,15 @@ class InMemoryStateStore:
         with self._lock:
             entries = list(reversed(self._history.get(fingerprint or "restored", [])))
         return entries[:limit]
+
+    def attachments(self) -> dict[str, str]:
+        with self._lock:
+            return {subnet_id: nsg_id for subnet_id, nsg_id, _ in self._attachments.values()}
+
+    def save_attachments(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
+        at = self._clock()
+        with self._lock:
+            for subnet_id in forget:
+                self._attachments.pop(subnet_id.lower(), None)
+            for subnet_id, nsg_id in current.items():
+                self._attachments[subnet_id.lower()] = (subnet_id, nsg_id, at)

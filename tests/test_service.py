@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,8 +66,8 @@ class MemoryArm:
         self.fail_for: dict[str, Exception] = {}
         self._etags = itertools.count(100)
 
-    def inventory(self, scope: str) -> Inventory:
-        self.calls.append(f"inventory {scope}")
+    def inventory(self, scope: str, *, extra_subnet_ids: Collection[str] = ()) -> Inventory:
+        self.calls.append(f"inventory {scope}")  # every VNet is here, remembered subnets' too
         docs = list(self.nsgs.values()) + self.others
         return merge_inventories(*(parse_document(copy.deepcopy(d), where="memory") for d in docs))
 
@@ -112,6 +112,7 @@ class MemoryState:
         self.audit: list[AuditRecord] = []
         self.status: dict[str, Any] | None = None
         self.forgotten: list[str] = []
+        self.attached: dict[str, str] = {}
 
     def seen_event(self, event_id: str) -> bool:
         seen = event_id in self.events
@@ -133,6 +134,14 @@ class MemoryState:
 
     def load_status(self) -> dict[str, Any] | None:
         return self.status
+
+    def attachments(self) -> dict[str, str]:
+        return dict(self.attached)
+
+    def save_attachments(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
+        for subnet in forget:
+            self.attached.pop(subnet, None)
+        self.attached.update(current)
 
 
 class RecordingNotifier:

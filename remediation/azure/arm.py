@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -219,12 +219,15 @@ class ArmNetwork:
 
     # ------------------------------------------------------------------ reads
 
-    def inventory(self, scope: str) -> Inventory:
+    def inventory(self, scope: str, *, extra_subnet_ids: Collection[str] = ()) -> Inventory:
         """Tagged NSGs under ``scope``, plus the VNets (subnets) and NICs they reach.
 
         Also included: the NSGs of those NICs and subnets that are not tagged
-        (they decide the end-to-end flows too). One pass: every VNet and NIC
-        is fetched once.
+        (they decide the end-to-end flows too), and the VNets of
+        ``extra_subnet_ids`` (subnets remembered as managed, which may have
+        lost their NSG and with it the back-reference that leads here). One
+        pass: every VNet and NIC is fetched once; a VNet that is gone is
+        left out, any other failure raises.
         """
         parsed = parse_scope(scope, subscription_id=self._settings.subscription_id)
         nsgs_raw = self._list_nsgs(parsed)
@@ -242,6 +245,10 @@ class ArmNetwork:
                 vnet_ids.setdefault(vnet_id.lower(), vnet_id)
             for nic_id in nsg.nic_ids:
                 nic_ids.setdefault(nic_id.lower(), nic_id)
+        for subnet_id in extra_subnet_ids:
+            cut = subnet_id.lower().rfind("/subnets/")
+            if cut > 0:
+                vnet_ids.setdefault(subnet_id[:cut].lower(), subnet_id[:cut])
 
         vnets: list[VirtualNetwork] = []
         managed_subnets = {s.lower() for n in nsgs.values() for s in n.subnet_ids}

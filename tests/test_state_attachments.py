@@ -1,0 +1,77 @@
+"""The attachments part of the state store contract, on the in-memory store and Table Storage (Azurite)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from remediation.ports import StateStore
+from remediation.settings import Secret, Settings
+from remediation.state import InMemoryStateStore, TableStateStore
+from tests.test_state import T0, table_store
+
+VNET = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet"
+NSGS = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups"
+
+
+def subnet(i: int) -> str:
+    return f"{VNET}/subnets/s{i:04d}"
+
+
+@pytest.fixture(params=["memory", "azurite"])
+def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
+    if request.param == "memory":
+        yield InMemoryStateStore(clock=lambda: T0)
+    else:
+        yield table_store(request.getfixturevalue("azurite"))
+
+
+def test_empty_then_round_trip(store: StateStore) -> None:
+    assert store.attachments() == {}
+    store.save_attachments({subnet(1): f"{NSGS}/nsg-a", subnet(2): f"{NSGS}/nsg-b"})
+    assert store.attachments() == {subnet(1): f"{NSGS}/nsg-a", subnet(2): f"{NSGS}/nsg-b"}
+
+
+def test_upsert_replaces_case_insensitively_and_keeps_the_others(store: StateStore) -> None:
+    store.save_attachments({subnet(1): f"{NSGS}/nsg-a", subnet(2): f"{NSGS}/nsg-a"})
+    store.save_attachments({subnet(1).upper(): f"{NSGS}/nsg-b"})
+    assert store.attachments() == {subnet(1).upper(): f"{NSGS}/nsg-b", subnet(2): f"{NSGS}/nsg-a"}
+
+
+def test_forget_deletes_and_tolerates_unknown_subnets(store: StateStore) -> None:
+    store.save_attachments({subnet(1): f"{NSGS}/nsg-a", subnet(2): f"{NSGS}/nsg-a"})
+    store.save_attachments({}, forget=[subnet(1).upper(), subnet(99)])
+    assert store.attachments() == {subnet(2): f"{NSGS}/nsg-a"}
+    # A subnet both forgotten and seen again in the same call is kept (what is seen wins).
+    store.save_attachments({subnet(2): f"{NSGS}/nsg-c"}, forget=[subnet(2)])
+    assert store.attachments() == {subnet(2): f"{NSGS}/nsg-c"}
+
+
+def test_many_pairs_beyond_one_transaction(store: StateStore) -> None:
+    pairs = {subnet(i): f"{NSGS}/nsg-{i % 7}" for i in range(250)}
+    store.save_attachments(pairs)
+    store.save_attachments({}, forget=[subnet(i) for i in range(0, 250, 2)])
+    assert store.attachments() == {k: v for i, (k, v) in enumerate(pairs.items()) if i % 2}
+
+
+def test_table_entities_are_keyed_by_the_hashed_lowercased_subnet(azurite: str) -> None:
+    store = table_store(azurite)
+    store.save_attachments({subnet(1).upper(): f"{NSGS}/nsg-a"})
+    table = store._table("attachments")
+    assert table.table_name.endswith("attachments")
+    [entity] = list(table.list_entities())
+    assert entity["PartitionKey"] == "attachment"
+    assert len(entity["RowKey"]) == 64
+    assert entity["subnet_id"] == subnet(1).upper()
+    assert entity["nsg_id"] == f"{NSGS}/nsg-a"
+    assert entity["seen_at"] == T0
+
+
+def test_a_reader_that_may_not_create_tables_sees_no_attachments(azurite: str) -> None:
+    writer = table_store(azurite)
+    prefix = writer._table("attachments").table_name.removesuffix("attachments")
+    fresh = TableStateStore.from_settings(
+        Settings(state_connection_string=Secret(azurite), state_table_prefix=prefix + "x"), create_tables=False
+    )
+    assert fresh.attachments() == {}
