@@ -19,7 +19,9 @@ with, kept by the service's state store; :func:`observed_attachments` gives
 the pairs to remember) brings that back. An expectation holds until the
 subnet is guarded by a managed NSG again (the same or another one tagged
 with the lockdown tag) or the subnet is deleted; that is also how an
-operator makes a detachment permanent on purpose.
+operator makes a detachment permanent on purpose. Removing the tag from an
+NSG still attached stops guarding it: :func:`released_attachments` names
+the expectations to drop.
 """
 
 from __future__ import annotations
@@ -126,6 +128,22 @@ def observed_attachments(inventory: Inventory, baseline: Baseline) -> dict[str, 
     return dict(pairs.values())
 
 
+def released_attachments(inventory: Inventory, baseline: Baseline, expected: Mapping[str, str]) -> list[str]:
+    """Remembered subnets still attached to their NSG, whose lockdown tag was removed: no longer guarded.
+
+    Removing the tag is how an operator stops guarding an NSG, so these
+    expectations are dropped rather than reported.
+    """
+    network = Network(inventory, baseline.lockdown_tag)
+    managed = {nsg.key for nsg, _ in network.managed()}
+    released = []
+    for subnet_id, nsg_id in expected.items():
+        subnet = network.subnets.get(subnet_id.lower())
+        if subnet is not None and (subnet.nsg_id or "").lower() == nsg_id.lower() and nsg_id.lower() not in managed:
+            released.append(subnet_id)
+    return released
+
+
 def _detached_from_memory(network: Network, baseline: Baseline, expected: Mapping[str, str]) -> list[Finding]:
     """``nsg_detached`` for each remembered pair whose known subnet lost its managed NSG."""
     managed = {nsg.key for nsg, _ in network.managed()}
@@ -136,16 +154,15 @@ def _detached_from_memory(network: Network, baseline: Baseline, expected: Mappin
         if subnet is None:
             continue  # its VNet was not read, or the subnet is gone: nothing to judge
         now = (subnet.nsg_id or "").lower()
-        if now in managed:
-            continue  # guarded by the same or another managed NSG (which is reviewed as such)
+        if now in managed or now == nsg_id.lower():
+            # Guarded by a managed NSG (reviewed as such), or still by the same NSG whose
+            # tag was removed: that is how an operator stops guarding it (see released_attachments).
+            continue
         lost = network.nsg_by_id(nsg_id)
         lost_name = nsg_id.rstrip("/").rsplit("/", 1)[-1]
-        if now == nsg_id.lower():
-            what = f"still has NSG {lost_name!r}, which is no longer tagged {tag}"
-        else:
-            has = f"NSG {subnet.nsg_id.rsplit('/', 1)[-1]!r} (not tagged {tag})" if subnet.nsg_id else "no NSG"
-            gone = "" if lost is not None else f"; {lost_name!r} no longer exists or is no longer tagged"
-            what = f"lost managed NSG {lost_name!r} and now has {has}{gone}"
+        has = f"NSG {subnet.nsg_id.rsplit('/', 1)[-1]!r} (not tagged {tag})" if subnet.nsg_id else "no NSG"
+        gone = "" if lost is not None else f"; {lost_name!r} no longer exists or is no longer tagged"
+        what = f"lost managed NSG {lost_name!r} and now has {has}{gone}"
         found.append(
             Finding(
                 kind=FindingKind.NSG_DETACHED,

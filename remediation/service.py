@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from remediation.assess import Assessment, assess, observed_attachments
+from remediation.assess import Assessment, assess, observed_attachments, released_attachments
 from remediation.azure.eventgrid import ResourceEvent, affected_ids, caller, is_own_write, is_relevant
 from remediation.baseline import Baseline, roles_of
 from remediation.errors import ConflictError, TransientError
@@ -526,7 +526,8 @@ def _save_attachments(
 
     A remembered subnet that still exists without a managed NSG is kept, so
     its ``nsg_detached`` persists until a managed NSG guards it again or the
-    subnet is deleted. Only changed pairs are written.
+    subnet is deleted. Subnets whose NSG is still attached but lost its tag
+    are forgotten (an operator stopped guarding it). Only changes are written.
     """
     if state is None:
         return
@@ -540,6 +541,7 @@ def _save_attachments(
         # Discovery read this VNet (extra_subnet_ids): absent means deleted, as is a subnet absent from it.
         if vnet is None or all(s.key != subnet_id.lower() for s in vnet.subnets):
             forget.append(subnet_id)
+    forget += released_attachments(inventory, baseline, expected)
     if not changed and not forget:
         return
     try:

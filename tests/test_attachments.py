@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from remediation.assess import DETACHED_REASON, assess, observed_attachments
+from remediation.assess import DETACHED_REASON, assess, observed_attachments, released_attachments
 from remediation.baseline_file import load_baseline
 from remediation.findings import Finding, FindingKind, Severity
 from remediation.model import Inventory, NetworkSecurityGroup
@@ -118,14 +118,16 @@ def test_managed_nsg_deleted() -> None:
     assert all("no longer exists or is no longer tagged" in f.message for f in found)
 
 
-def test_still_attached_but_no_longer_tagged() -> None:
+def test_untagging_an_attached_nsg_stops_guarding_it() -> None:
+    """Removing the tag is how docs/deploy.md says to stop guarding an NSG: released, not reported."""
     inventory = compliant()
-    inventory = replace(
-        inventory, nsgs=tuple(replace(n, tags={}) if n.key == CLUSTER.lower() else n for n in inventory.nsgs)
-    )
-    found = detached(inventory, expected_attachments=MEMORY)
-    assert sorted(f.subnet or "" for f in found) == sorted([COMPUTE, HPC])
-    assert all("still has NSG 'nsg-cluster', which is no longer tagged" in f.message for f in found)
+    untagged = tuple(replace(n, tags={}) if n.key == CLUSTER.lower() else n for n in inventory.nsgs)
+    inventory = replace(inventory, nsgs=untagged)
+    assert detached(inventory, expected_attachments=MEMORY) == []
+    assert sorted(released_attachments(inventory, BASELINE, MEMORY)) == sorted([COMPUTE, HPC])
+    assert released_attachments(compliant(), BASELINE, MEMORY) == []
+    # Detached as well as untagged: that is still a detachment.
+    assert [f.subnet for f in detached(attach(inventory, COMPUTE, None), expected_attachments=MEMORY)] == [COMPUTE]
 
 
 def test_re_attached_clears_it() -> None:

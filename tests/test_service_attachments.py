@@ -238,3 +238,14 @@ def test_a_state_failure_is_reported_and_the_run_goes_on() -> None:
         ["attachments", " not loaded, detachments judged without memory"],
         ["attachments", " not saved"],
     ]
+
+
+def test_removing_the_tag_stops_guarding_and_forgets_its_subnets() -> None:
+    state, source = MemoryState(), arm()
+    sweep(source, state)
+    source.nsgs[CLUSTER.lower()]["tags"] = {}
+    report = sweep(source, state)
+    assert detached(report) == []
+    assert state.attached == {CC_SUBNET: CC}
+    source.set_subnet_nsg(COMPUTE, None)  # detaching it afterwards is no longer anyone's concern here
+    assert detached(sweep(source, state)) == []
