@@ -270,9 +270,7 @@ def parse_baseline_text(text: str, *, source: str) -> Baseline:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         if _expanded_size(root) > MAX_EXPANDED_NODES:
-            raise BaselineError(
-                f"expands to more than {MAX_EXPANDED_NODES} values through YAML aliases", where=source
-            )
+            raise BaselineError(f"expands to more than {MAX_EXPANDED_NODES} values through YAML aliases", where=source)
         data = yaml.safe_load(text)
     except RecursionError:
         raise BaselineError("nested too deeply to read", where=source) from None

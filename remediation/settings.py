@@ -168,9 +168,7 @@ class Settings:
             smtp_password=Secret(get("SMTP_PASSWORD")),
             smtp_starttls=_bool(get("SMTP_STARTTLS", "true") or "true", "SMTP_STARTTLS"),
             reminder_hours=_float(get("ALERT_REMINDER_HOURS", "24") or "24", "ALERT_REMINDER_HOURS"),
-            min_severity_teams=_severity(
-                get("ALERT_MIN_SEVERITY_TEAMS", "info") or "info", "ALERT_MIN_SEVERITY_TEAMS"
-            ),
+            min_severity_teams=_severity(get("ALERT_MIN_SEVERITY_TEAMS", "info") or "info", "ALERT_MIN_SEVERITY_TEAMS"),
             min_severity_email=_severity(get("ALERT_MIN_SEVERITY_EMAIL", "high") or "high", "ALERT_MIN_SEVERITY_EMAIL"),
             state_table_endpoint=get("STATE_TABLE_ENDPOINT"),
             state_connection_string=Secret(get("STATE_CONNECTION_STRING")),
