@@ -367,7 +367,8 @@ class NsgReview:
                         f"{'from' if check.direction is Direction.INBOUND else 'to'} "
                         f"{(check.requirement.source if check.direction is Direction.INBOUND else check.requirement.destination).describe()} "
                         f"is denied {check.direction.value.lower()} by rule {rule.name!r} "
-                        f"(priority {rule.priority}) at the {step.level} level ({label})",
+                        f"(priority {rule.priority}) "
+                        + ("at the subnet level" if step.level == "subnet" else f"at the NIC level ({label})"),
                     )
                 )
         return found

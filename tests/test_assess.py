@@ -165,7 +165,7 @@ def test_nic_level_nsg_blocks_inbound_to_cyclecloud() -> None:
         "DenyAmqpAndWeb",
         nic_nsg.id,
     )
-    assert "nic level" in finding.message
+    assert "NIC level (NIC cyclecloud-vm-nic)" in finding.message
     assert "cyclecloud-vm-nic" in finding.message
     assert not finding.remediable
     assert "not owned by the baseline" in finding.reason
