@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,7 +28,7 @@ from remediation.baseline_file import load_baseline
 from remediation.commands.demo import RESOURCE_GROUP, TAG, cyclecloud_network
 from remediation.parse import parse_document
 from remediation.service import ReconcileReport, reconcile
-from remediation.settings import Mode, Settings
+from remediation.settings import Settings
 from remediation.state import InMemoryStateStore
 from remediation.wiring import Runtime, build_runtime
 
@@ -104,18 +104,6 @@ def human_client(em: Emulator, subscription: str = SUB) -> NetworkManagementClie
     )
 
 
-def settings_for(em: Emulator, mode: Mode = Mode.ENFORCE) -> Settings:
-    remediator = em.identities.get(REMEDIATOR)
-    return Settings(
-        subscription_id=SUB,
-        client_id=remediator.appid,
-        remediator_principal_id=remediator.oid,
-        arm_endpoint=em.endpoint,
-        mode=mode,
-        lockdown_tag=TAG,
-    )
-
-
 def point_env_at(em: Emulator) -> dict[str, str]:
     """The environment a Function app in Azure would have, aimed at the emulator."""
     remediator = em.identities.get(REMEDIATOR)
@@ -186,16 +174,6 @@ class World:
             if r["method"] in ("PUT", "PATCH", "DELETE") and isinstance(r["status"], int) and r["status"] < 300
         ]
 
-    def published_writes(self, caller: str = REMEDIATOR) -> int:
-        """Writes that changed state: accepted writes minus those whose operation ended Failed, plus
-        writes carried out whose answer was dropped (the emulator logs those as 'dropped')."""
-        return sum(1 for e in self.em.events.published if _caller_oid(e) == self.em.identities.get(caller).oid)
-
-
-def _caller_oid(event: dict[str, Any]) -> str:
-    claims = (event.get("data") or {}).get("claims") or {}
-    return str(claims.get("http://schemas.microsoft.com/identity/claims/objectidentifier") or "")
-
 
 def duplicated(rules: list[dict[str, Any]]) -> list[str]:
     """Rules present twice: the same name, or the same match and action under another name."""
@@ -247,23 +225,5 @@ def make_world(em: Emulator, docs: list[dict[str, Any]] | None = None, options: 
     return World(em=em, rt=rt, state=state)
 
 
-@dataclass
-class Timer:
-    """Wall time of a block, for the figures the suites print."""
-
-    seconds: float = 0.0
-
-    def __enter__(self) -> Timer:
-        self._t = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds = time.perf_counter() - self._t
-
-
 def run_slow() -> bool:
     return os.environ.get("RUN_SLOW", "") not in ("", "0", "false")
-
-
-def iterate(n: int) -> Iterator[int]:
-    yield from range(n)
