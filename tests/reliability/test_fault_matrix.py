@@ -170,6 +170,8 @@ def test_fault_matrix(emulator: Emulator) -> None:
             problems.append(f"{where}: did not converge")
         if not c.converged_first and not c.reported:
             problems.append(f"{where}: failed silently (no error reported)")
+        if c.reported and not any(w in c.reported for w in ("NSG", "VNet", "NIC")):
+            problems.append(f"{where}: the error does not say what it was doing: {c.reported[:200]}")
         if c.lost or c.duplicated:
             problems.append(f"{where}: lost {c.lost}, duplicated {c.duplicated}")
         if c.committed != 1:
