@@ -20,7 +20,6 @@ import azure.functions as func
 
 from remediation.azure.eventgrid import parse_event
 from remediation.errors import InputError, RemediationError, ScopeError, TransientError
-from remediation.service import handle_event, reconcile
 from remediation.wiring import Runtime, build_runtime
 
 log = logging.getLogger("lockdown_guard")
@@ -76,16 +75,7 @@ def on_nsg_change(event: func.EventGridEvent) -> None:
         log.warning("dropped event %s: %s", _event_label(raw.get("id")), exc)
         return
     try:
-        outcome = handle_event(
-            parsed,
-            source=rt.source,
-            writer=rt.writer,
-            baseline=rt.baseline,
-            settings=rt.settings,
-            alerts=rt.alerts,
-            state=rt.state,
-            tags=rt.tags,
-        )
+        outcome = rt.handle_event(parsed)
     except TransientError as exc:
         log.warning("event %s: transient failure, Event Grid will redeliver: %s", parsed.id, exc)
         raise
@@ -103,17 +93,7 @@ def sweep(timer: func.TimerRequest) -> None:
         log.info("sweep is running late (past due)")
     rt = runtime()
     try:
-        report = reconcile(
-            None,
-            source=rt.source,
-            writer=rt.writer,
-            baseline=rt.baseline,
-            settings=rt.settings,
-            trigger="sweep",
-            alerts=rt.alerts,
-            state=rt.state,
-            tags=rt.tags,
-        )
+        report = rt.reconcile(None, trigger="sweep")
     except RemediationError as exc:
         # Discovery failed: nothing was judged. The next tick tries again; say so loudly now.
         log.error("sweep failed: %s", exc)
@@ -132,19 +112,7 @@ def reconcile_http(req: func.HttpRequest) -> func.HttpResponse:
         return _json(400, {"error": str(exc)})
     rt = runtime()
     try:
-        report = reconcile(
-            scope,
-            source=rt.source,
-            writer=rt.writer,
-            baseline=rt.baseline,
-            settings=rt.settings,
-            trigger="http",
-            dry_run=dry_run,
-            actor=_http_actor(req),
-            alerts=rt.alerts,
-            state=rt.state,
-            tags=rt.tags,
-        )
+        report = rt.reconcile(scope, trigger="http", dry_run=dry_run, actor=_http_actor(req))
     except ScopeError as exc:
         return _json(403, {"error": str(exc)})
     except InputError as exc:

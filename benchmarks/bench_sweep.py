@@ -43,7 +43,6 @@ from azure.mgmt.network import NetworkManagementClient  # noqa: E402 - after the
 from remediation.azure.arm import ArmOptions, default_credential  # noqa: E402
 from remediation.baseline import Role  # noqa: E402
 from remediation.baseline_file import load_baseline  # noqa: E402
-from remediation.service import reconcile  # noqa: E402
 from remediation.settings import Settings  # noqa: E402
 from remediation.state import InMemoryStateStore  # noqa: E402
 from remediation.wiring import build_runtime  # noqa: E402
@@ -172,17 +171,7 @@ def runtime() -> Any:
 
 
 def sweep(rt: Any) -> Any:
-    return reconcile(
-        None,
-        source=rt.source,
-        writer=rt.writer,
-        baseline=rt.baseline,
-        settings=rt.settings,
-        trigger="sweep",
-        alerts=rt.alerts,
-        state=rt.state,
-        tags=rt.tags,
-    )
+    return rt.reconcile(None, trigger="sweep")
 
 
 def bare_client(rt: Any) -> Any:

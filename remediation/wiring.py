@@ -22,12 +22,13 @@ from remediation.alerts.dispatch import Channel
 from remediation.alerts.notify import notify
 from remediation.alerts.policy import Restoration
 from remediation.azure.arm import ArmNetwork, ArmOptions, default_credential
+from remediation.azure.eventgrid import ResourceEvent
 from remediation.azure.evidence import evidence_from_settings
 from remediation.baseline import Baseline
 from remediation.errors import SettingsError
 from remediation.findings import Finding
 from remediation.ports import Alert, EvidenceSource, NsgSource, NsgWriter, StateStore
-from remediation.service import Notifier, Restored
+from remediation.service import EventOutcome, Notifier, ReconcileReport, Restored, handle_event, reconcile
 from remediation.settings import Settings
 from remediation.state import InMemoryStateStore, TableStateStore
 from remediation.tags import TagModel, exact_from_documents
@@ -47,6 +48,27 @@ class Runtime:
     alerts: Notifier | None
     tags: Any = None
     close: Callable[[], None] = lambda: None
+
+    def _adapters(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        adapters: dict[str, Any] = {
+            "source": self.source,
+            "writer": self.writer,
+            "baseline": self.baseline,
+            "settings": self.settings,
+            "alerts": self.alerts,
+            "state": self.state,
+            "tags": self.tags,
+        }
+        adapters.update(overrides)
+        return adapters
+
+    def reconcile(self, scope: str | None, *, trigger: str, **options: Any) -> ReconcileReport:
+        """:func:`remediation.service.reconcile` with this runtime's adapters (``options`` may replace one)."""
+        return reconcile(scope, trigger=trigger, **self._adapters(options))
+
+    def handle_event(self, event: ResourceEvent, **options: Any) -> EventOutcome:
+        """:func:`remediation.service.handle_event` with this runtime's adapters."""
+        return handle_event(event, **self._adapters(options))
 
 
 class AlertNotifier:

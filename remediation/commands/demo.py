@@ -356,17 +356,7 @@ def _handler(rt: Any) -> Any:
 
 
 def _dry_run(rt: Any) -> Any:
-    from remediation.service import reconcile  # noqa: PLC0415
-
-    return reconcile(
-        None,
-        source=rt.source,
-        writer=rt.writer,
-        baseline=rt.baseline,
-        settings=rt.settings,
-        trigger="demo",
-        dry_run=True,
-    )
+    return rt.reconcile(None, trigger="demo", dry_run=True, alerts=None, state=None)
 
 
 def _human_client(em: Any, principal: str) -> Any:

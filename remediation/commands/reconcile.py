@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import TextIO
 
 from remediation.errors import InputError, RemediationError, ScopeError, SettingsError
-from remediation.service import ReconcileReport, reconcile
+from remediation.service import ReconcileReport
 from remediation.settings import Settings
 from remediation.wiring import Runtime, build_runtime
 
@@ -53,19 +53,7 @@ def execute(rt: Runtime, *, scope: str | None, dry_run: bool, output: str, out: 
     """Run one reconcile with a built runtime and print the report."""
     out = out or sys.stdout
     try:
-        report = reconcile(
-            scope,
-            source=rt.source,
-            writer=rt.writer,
-            baseline=rt.baseline,
-            settings=rt.settings,
-            trigger="cli",
-            actor="cli",
-            dry_run=dry_run,
-            alerts=rt.alerts,
-            state=rt.state,
-            tags=rt.tags,
-        )
+        report = rt.reconcile(scope, trigger="cli", actor="cli", dry_run=dry_run)
     except (InputError, ScopeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
