@@ -105,14 +105,16 @@ def sweep(timer: func.TimerRequest) -> None:
 @app.function_name("reconcile")
 @app.route(route="reconcile", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def reconcile_http(req: func.HttpRequest) -> func.HttpResponse:
-    """POST {"scope": "<subscription, resource group or NSG id>", "dryRun": bool} -> the report."""
+    """POST {"scope": "<subscription, resource group or NSG id>", "dryRun": bool, "acceptDetached": [subnet ids]}."""
     try:
-        scope, dry_run = _reconcile_request(req)
+        scope, dry_run, accept_detached = _reconcile_request(req)
     except InputError as exc:
         return _json(400, {"error": str(exc)})
     rt = runtime()
     try:
-        report = rt.reconcile(scope, trigger="http", dry_run=dry_run, actor=_http_actor(req))
+        report = rt.reconcile(
+            scope, trigger="http", dry_run=dry_run, actor=_http_actor(req), accept_detached=accept_detached
+        )
     except ScopeError as exc:
         return _json(403, {"error": str(exc)})
     except InputError as exc:
@@ -188,10 +190,10 @@ def _event_label(value: Any) -> str:
     return repr(value[:200]) if isinstance(value, str) and value else "<no usable id>"
 
 
-def _reconcile_request(req: func.HttpRequest) -> tuple[str | None, bool]:
+def _reconcile_request(req: func.HttpRequest) -> tuple[str | None, bool, list[str]]:
     raw = req.get_body()
     if not raw.strip():
-        return None, False
+        return None, False, []
     try:
         body = json.loads(raw)
     except ValueError as exc:
@@ -200,16 +202,21 @@ def _reconcile_request(req: func.HttpRequest) -> tuple[str | None, bool]:
         raise InputError("body is nested too deeply to read", where="request body") from None
     if not isinstance(body, dict):
         raise InputError('body must be a JSON object like {"scope": "...", "dryRun": false}', where="request body")
-    unknown = sorted(set(body) - {"scope", "dryRun"})
+    unknown = sorted(set(body) - {"scope", "dryRun", "acceptDetached"})
     if unknown:
-        raise InputError(f"unknown field(s) {', '.join(unknown)} (valid: scope, dryRun)", where="request body")
+        raise InputError(
+            f"unknown field(s) {', '.join(unknown)} (valid: scope, dryRun, acceptDetached)", where="request body"
+        )
     scope = body.get("scope")
     if scope is not None and not isinstance(scope, str):
         raise InputError("must be a string (a subscription, resource group or NSG id)", where="scope")
     dry_run = body.get("dryRun", False)
     if not isinstance(dry_run, bool):
         raise InputError("must be true or false", where="dryRun")
-    return scope, dry_run
+    accept = body.get("acceptDetached", [])
+    if not isinstance(accept, list) or not all(isinstance(a, str) for a in accept):
+        raise InputError("must be a list of subnet ids", where="acceptDetached")
+    return scope, dry_run, accept
 
 
 def _http_actor(req: func.HttpRequest) -> str:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from remediation.assess import Assessment, assess, observed_attachments, released_attachments
 from remediation.azure.eventgrid import ResourceEvent, affected_ids, caller, is_own_write, is_relevant
 from remediation.baseline import Baseline, roles_of
-from remediation.errors import ConflictError, TransientError
+from remediation.errors import ConflictError, InputError, ScopeError, TransientError
 from remediation.findings import Finding, FindingKind, severity_for
 from remediation.model import Inventory, NetworkSecurityGroup
 from remediation.plan import RemediationPlan
@@ -125,6 +125,7 @@ class ReconcileReport:
     nsgs: list[NsgOutcome] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
+    accepted_detached: list[str] = field(default_factory=list)
 
     @property
     def plans(self) -> list[RemediationPlan]:
@@ -179,6 +180,7 @@ class ReconcileReport:
             "remaining": [f.to_json() for f in self.remaining],
             "errors": self.all_errors(),
             "alerts": list(self.alerts),
+            "acceptedDetached": list(self.accepted_detached),
             "nsgs": [o.to_json() for o in self.nsgs],
         }
 
@@ -233,6 +235,7 @@ def reconcile(
     affected: Collection[str] | None = None,
     tags: Any = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    accept_detached: Collection[str] = (),
 ) -> ReconcileReport:
     """Reconcile every managed NSG in ``scope`` (a subscription, resource group or NSG id).
 
@@ -241,8 +244,11 @@ def reconcile(
     ``affected`` (resource ids from an event) narrows the NSGs acted on to
     those ids and the NSGs attached to them; discovery still covers the
     subscription so node-to-CycleCloud flows are judged end to end.
+    ``accept_detached`` (subnet ids) are detachments an operator made on
+    purpose: their memory is dropped, so ``nsg_detached`` clears for them.
     """
     parsed = parse_scope(scope, subscription_id=settings.subscription_id)
+    accepted = _accepted_subnets(accept_detached, parsed.subscription_id)
     report = ReconcileReport(
         scope=parsed.id,
         trigger=trigger,
@@ -253,6 +259,16 @@ def reconcile(
         actor=actor,
     )
     expected = _load_attachments(state, report)
+    if accepted:
+        expected = {s: n for s, n in expected.items() if s.lower() not in accepted}
+        report.accepted_detached = sorted(accepted)
+        if state is not None and not dry_run:
+            try:
+                state.save_attachments({}, forget=sorted(accepted))
+                log.info("detachment accepted by %s for %s", actor or trigger, ", ".join(sorted(accepted)))
+            except Exception as exc:
+                log.exception("forgetting accepted detachments failed")
+                report.errors.append(f"acceptDetached: not saved: {type(exc).__name__}: {exc}")
     subscription = f"/subscriptions/{parsed.subscription_id}"
     if expected:
         inventory = source.inventory(subscription, extra_subnet_ids=tuple(expected))
@@ -501,6 +517,30 @@ def _judged_subnets(expected: Mapping[str, str], scope: Scope, affected: Collect
     if affected is None:
         return {subnet for subnet, nsg in expected.items() if scope.contains(nsg)}
     return {subnet for subnet, nsg in expected.items() if _touches(subnet, affected) or _touches(nsg, affected)}
+
+
+def _accepted_subnets(subnet_ids: Collection[str], subscription_id: str) -> set[str]:
+    """Validated, lower-cased subnet ids of ``acceptDetached``; names the bad one."""
+    accepted: set[str] = set()
+    for i, subnet_id in enumerate(subnet_ids):
+        where = f"acceptDetached[{i}]"
+        parts = subnet_id.strip("/").split("/") if isinstance(subnet_id, str) else []
+        if (
+            len(parts) != 10
+            or parts[0].lower() != "subscriptions"
+            or parts[2].lower() != "resourcegroups"
+            or parts[6].lower() != "virtualnetworks"
+            or parts[8].lower() != "subnets"
+        ):
+            raise InputError(
+                "must be a subnet id: /subscriptions/<id>/resourceGroups/<rg>/providers/"
+                "Microsoft.Network/virtualNetworks/<vnet>/subnets/<subnet>",
+                where=where,
+            )
+        if parts[1].lower() != subscription_id.lower():
+            raise ScopeError(f"{where}: subnet is outside the configured subscription {subscription_id}")
+        accepted.add("/" + "/".join(parts).lower())
+    return accepted
 
 
 def _load_attachments(state: StateStore | None, report: ReconcileReport) -> dict[str, str]:

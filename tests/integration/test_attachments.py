@@ -9,9 +9,11 @@ writes nothing: re-attaching is a subnet write it never makes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
+import azure.functions as func
 import pytest
 
 import function_app
@@ -22,7 +24,7 @@ from remediation.baseline_file import load_baseline
 from remediation.commands.demo import cyclecloud_network
 from remediation.findings import FindingKind, Severity
 from remediation.ports import Alert, AlertStatus
-from remediation.service import ReconcileReport, reconcile
+from remediation.service import ReconcileReport
 from remediation.settings import Settings
 from remediation.state import InMemoryStateStore
 from remediation.wiring import Runtime, build_runtime
@@ -78,16 +80,7 @@ def runtime(arm_env: Emulator, monkeypatch: pytest.MonkeyPatch, inbox: Inbox) ->
 
 
 def sweep(rt: Runtime) -> ReconcileReport:
-    return reconcile(
-        None,
-        source=rt.source,
-        writer=rt.writer,
-        baseline=rt.baseline,
-        settings=rt.settings,
-        trigger="sweep",
-        state=rt.state,
-        alerts=rt.alerts,
-    )
+    return rt.reconcile(None, trigger="sweep", tags=None)
 
 
 def subnet_id(em: Emulator, name: str) -> str:
@@ -203,3 +196,53 @@ def test_discovery_reads_the_vnets_of_remembered_subnets(runtime: Runtime, arm_e
     assert len(vnet_gets) == 1, "the VNet is read once for both subnets"
     gone = subnet_id(arm_env, "x").replace("vnet-cyclecloud", "vnet-deleted")
     assert [v.name for v in runtime.source.inventory(scope, extra_subnet_ids=[gone]).vnets] == []
+
+
+def reconcile_http(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    request = func.HttpRequest("POST", "/api/reconcile", body=json.dumps(body).encode(), headers={})
+    response = function_app.user_function("reconcile")(request)
+    return response.status_code, json.loads(response.get_body())
+
+
+def test_an_operator_accepts_a_detachment_over_http(runtime: Runtime, arm_env: Emulator, inbox: Inbox) -> None:
+    sweep(runtime)
+    detach(arm_env, "hpc")
+    hpc = subnet_id(arm_env, "hpc")
+    assert [s for _, s in detached(sweep(runtime))] == [hpc.lower()]
+
+    status, report = reconcile_http({"acceptDetached": [hpc], "dryRun": True})
+    assert status == 200
+    assert report["acceptedDetached"] == [hpc.lower()]
+    assert not [f for f in report["findings"] if f["kind"] == "nsg_detached"]
+    assert [s for _, s in detached(sweep(runtime))] == [hpc.lower()], "a dry run forgets nothing"
+
+    status, report = reconcile_http({"acceptDetached": [hpc]})
+    assert status == 200
+    assert hpc.lower() not in {k.lower() for k in runtime.state.attachments()}
+    assert detached(sweep(runtime)) == [], "accepted: the finding does not come back"
+    assert remediator_writes(arm_env) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "status", "says"),
+    [
+        (["/subscriptions/x/resourceGroups/rg"], 400, "acceptDetached[0]: must be a subnet id"),
+        ("not-a-list", 400, "acceptDetached: must be a list of subnet ids"),
+        (
+            [
+                "/subscriptions/00000000-0000-0000-0000-0000000000f2/resourceGroups/rg/providers/"
+                "Microsoft.Network/virtualNetworks/v/subnets/s"
+            ],
+            403,
+            "outside the configured subscription",
+        ),
+    ],
+)
+def test_accept_detached_rejects_bad_input_before_any_arm_call(
+    runtime: Runtime, arm_env: Emulator, value: Any, status: int, says: str
+) -> None:
+    arm_env.clear_requests()
+    code, body = reconcile_http({"acceptDetached": value})
+    assert code == status
+    assert says in body["error"]
+    assert arm_env.requests() == []
