@@ -91,15 +91,15 @@ def run(runs: int) -> dict[str, object]:
 def importtime(top: int = 15) -> None:
     """The modules import function_app spends most on (self time, microseconds)."""
     err = _python("import function_app", "-X", "importtime").stderr
-    rows = []
+    rows: list[tuple[int, int, str]] = []
     for line in err.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
-        self_us, cumulative_us, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
-        rows.append((int(self_us), int(cumulative_us), name))
+        own, cumulative, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
+        rows.append((int(own), int(cumulative), name))
     print(f"  slowest modules by self time (of {len(rows)} imported):")
-    for self_us, cumulative_us, name in sorted(rows, reverse=True)[:top]:
-        print(f"    {self_us / 1000:7.1f} ms self {cumulative_us / 1000:8.1f} ms cumulative  {name.strip()}")
+    for self_us, cumulative_us, module in sorted(rows, reverse=True)[:top]:
+        print(f"    {self_us / 1000:7.1f} ms self {cumulative_us / 1000:8.1f} ms cumulative  {module}")
 
 
 def report(f: dict[str, object]) -> None:

@@ -73,7 +73,7 @@ with Emulator(subscription_id=sub) as em:
 """
 
 
-class TimingTransport(RequestsTransport):
+class TimingTransport(RequestsTransport):  # type: ignore[misc]
     """The SDK's default transport, timing every request it sends and every wait ARM asked for
     (azure-core sleeps through the transport while polling an operation or backing off)."""
 
@@ -140,7 +140,7 @@ def emulated_network(extra_nsgs: int) -> Iterator[dict[str, Any]]:
 
 
 def human_event(info: dict[str, Any], operation: str, resource: str) -> func.EventGridEvent:
-    data = {
+    data: dict[str, object] = {
         "resourceUri": resource,
         "operationName": operation,
         "subscriptionId": SUB,

@@ -26,6 +26,8 @@ from remediation.azure.arm import ArmOptions
 from remediation.baseline import Baseline
 from remediation.baseline_file import load_baseline
 from remediation.commands.demo import RESOURCE_GROUP, TAG, cyclecloud_network
+
+__all__ = ["RESOURCE_GROUP"]  # re-exported for the suites
 from remediation.parse import parse_document
 from remediation.service import ReconcileReport, reconcile
 from remediation.settings import Settings
@@ -92,7 +94,8 @@ class Person:
         return AccessToken(self.em.token_for(self.principal, resource), int(time.time()) + 3600)
 
 
-def human_client(em: Emulator, subscription: str = SUB) -> NetworkManagementClient:
+def human_client(em: Emulator, subscription: str = SUB) -> Any:
+    """The SDK as a person uses it (typed Any: tests pass ARM JSON dicts as bodies)."""
     return NetworkManagementClient(
         Person(em),
         subscription,

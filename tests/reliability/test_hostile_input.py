@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import json
 import logging
@@ -366,8 +367,9 @@ def test_baseline_corpus(tmp_path: Path) -> None:
         except Exception as exc:
             pytest.fail(f"baseline {f.name}: {type(exc).__name__}: {exc}")
     for name in ("alias-bomb.yaml", "alias-bomb-in-rules.yaml", "deep.yaml", "python-tag.yaml"):
+        path = str(CORPUS / "baseline" / name)
         with pytest.raises(BaselineError, match=re.escape(name)):
-            within(DEADLINE, lambda name=name: load_baseline(str(CORPUS / "baseline" / name)))
+            within(DEADLINE, functools.partial(load_baseline, path))
     missing = tmp_path / "missing.yaml"
     with pytest.raises(BaselineError, match=r"missing\.yaml"):
         load_baseline(str(missing))
@@ -378,7 +380,7 @@ def test_baseline_alias_bomb_is_refused_quickly() -> None:
     paths here: minutes), and deep nesting escaped as RecursionError."""
     for name in ("alias-bomb.yaml", "deep.yaml"):
         with pytest.raises(BaselineError) as caught:
-            within(5.0, lambda name=name: load_baseline(str(CORPUS / "baseline" / name)))
+            within(5.0, functools.partial(load_baseline, str(CORPUS / "baseline" / name)))
         assert name in str(caught.value)
 
 
