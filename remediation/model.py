@@ -83,11 +83,16 @@ class Prefix:
     Hashed on the text only: ``ipaddress`` hashing is slow Python and the
     evaluator looks prefixes up in its caches many times per NSG. Equality
     still compares the network, so this only costs a collision for two
-    spellings of one prefix.
+    spellings of one prefix. A prefix built without text (a subnet's) hashes
+    its network: otherwise every such prefix would collide, and a cache of
+    thousands of subnets would turn into a linear scan.
     """
 
     network: IPNetwork = field(hash=False)
     text: str = ""
+
+    def __hash__(self) -> int:
+        return hash(self.text) if self.text else hash(self.network)
 
     def to_arm(self) -> str:
         return self.text or str(self.network)
