@@ -51,6 +51,13 @@ param baselinePath string = ''
 @description('Optional path (inside the deployed package) of a service-tags JSON file.')
 param serviceTagsPath string = ''
 
+@description('Region whose Service Tags API answer gives exact service-tag addresses (e.g. westeurope); empty: off. Not together with serviceTagsPath.')
+param serviceTagsLocation string = ''
+
+@minValue(1)
+@description('Hours before the Service Tags API answer is fetched again.')
+param serviceTagsRefreshHours int = 24
+
 @description('Grant what optional subnet service-endpoint repair needs (subnet write and the joins a subnet PUT implies).')
 param enableServiceEndpointRepair bool = false
 
@@ -365,6 +372,8 @@ var remediationAppSettings = {
   LOCKDOWN_TAG: lockdownTag
   BASELINE_PATH: baselinePath
   SERVICE_TAGS_PATH: serviceTagsPath
+  SERVICE_TAGS_LOCATION: serviceTagsLocation
+  SERVICE_TAGS_REFRESH_HOURS: string(serviceTagsRefreshHours)
   TEAMS_WEBHOOK_URL: teamsSetting
   ALERT_EMAIL_TO: alertEmailTo
   ALERT_EMAIL_FROM: empty(alertEmailFrom) ? (enableAcsEmail ? email.outputs.senderAddress : '') : alertEmailFrom

@@ -21,6 +21,8 @@ DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 DEFAULT_SWEEP_SCHEDULE = "0 */15 * * * *"
 DEFAULT_LOCKDOWN_TAG = "cyclecloud-lockdown"
 
+#: Azure region names as ARM spells them in URLs: lower-case letters and digits (westeurope, eastus2).
+_REGION = re.compile(r"^[a-z][a-z0-9]{1,39}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -66,6 +68,8 @@ SETTING_NAMES: dict[str, str] = {
     "LOCKDOWN_TAG": "the NSG tag that marks managed NSGs and their role",
     "BASELINE_PATH": "optional operator baseline YAML replacing the shipped one",
     "SERVICE_TAGS_PATH": "optional service-tags JSON for exact address evaluation",
+    "SERVICE_TAGS_LOCATION": "region whose Service Tags API answer gives exact addresses (empty: off)",
+    "SERVICE_TAGS_REFRESH_HOURS": "hours before the Service Tags API answer is fetched again",
     "TEAMS_WEBHOOK_URL": "Teams Workflows webhook (secret)",
     "ALERT_EMAIL_TO": "comma-separated alert recipients",
     "ALERT_EMAIL_FROM": "sender address",
@@ -97,6 +101,8 @@ class Settings:
     lockdown_tag: str = DEFAULT_LOCKDOWN_TAG
     baseline_path: str = ""
     service_tags_path: str = ""
+    service_tags_location: str = ""
+    service_tags_refresh_hours: float = 24.0
     teams_webhook_url: Secret = field(default_factory=lambda: Secret(""))
     email_to: tuple[str, ...] = ()
     email_from: str = ""
@@ -145,6 +151,18 @@ class Settings:
         webhook = get("TEAMS_WEBHOOK_URL")
         if webhook:
             _require_https(webhook, "TEAMS_WEBHOOK_URL", allow_loopback_http=True)
+        tags_path, tags_location = get("SERVICE_TAGS_PATH"), get("SERVICE_TAGS_LOCATION").lower()
+        if tags_location and not _REGION.match(tags_location):
+            raise SettingsError(
+                f"not an Azure region name (lower-case letters and digits, e.g. westeurope): {tags_location!r}",
+                where="SERVICE_TAGS_LOCATION",
+            )
+        if tags_path and tags_location:
+            # Two sources of truth would silently disagree; the operator must pick one.
+            raise SettingsError(
+                "set either SERVICE_TAGS_PATH (a file) or SERVICE_TAGS_LOCATION (the Service Tags API), not both",
+                where="SERVICE_TAGS_PATH, SERVICE_TAGS_LOCATION",
+            )
         logs = get("LOGS_ENDPOINT")
         if logs:
             _require_https(logs, "LOGS_ENDPOINT", allow_loopback_http=True)
@@ -157,7 +175,11 @@ class Settings:
             sweep_schedule=get("SWEEP_SCHEDULE", DEFAULT_SWEEP_SCHEDULE) or DEFAULT_SWEEP_SCHEDULE,
             lockdown_tag=get("LOCKDOWN_TAG", DEFAULT_LOCKDOWN_TAG) or DEFAULT_LOCKDOWN_TAG,
             baseline_path=get("BASELINE_PATH"),
-            service_tags_path=get("SERVICE_TAGS_PATH"),
+            service_tags_path=tags_path,
+            service_tags_location=tags_location,
+            service_tags_refresh_hours=_float(
+                get("SERVICE_TAGS_REFRESH_HOURS", "24") or "24", "SERVICE_TAGS_REFRESH_HOURS"
+            ),
             teams_webhook_url=Secret(webhook),
             email_to=tuple(a.strip() for a in get("ALERT_EMAIL_TO").split(",") if a.strip()),
             email_from=get("ALERT_EMAIL_FROM"),

@@ -31,6 +31,7 @@ from remediation.ports import Alert, EvidenceSource, NsgSource, NsgWriter, State
 from remediation.service import EventOutcome, Notifier, ReconcileReport, Restored, handle_event, reconcile
 from remediation.settings import Settings
 from remediation.state import InMemoryStateStore, TableStateStore
+from remediation.tag_source import ServiceTagsCache
 from remediation.tags import TagModel, exact_from_documents
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,14 @@ class Runtime:
     state: StateStore | None
     alerts: Notifier | None
     tags: Any = None
+    tag_source: ServiceTagsCache | None = None
     close: Callable[[], None] = lambda: None
+
+    def current_tags(self) -> Any:
+        """The tag model reconcile judges with: the API's (loaded or refreshed now) or the file's."""
+        if self.tag_source is not None:
+            return self.tag_source.current()
+        return self.tags
 
     def _adapters(self, overrides: dict[str, Any]) -> dict[str, Any]:
         adapters: dict[str, Any] = {
@@ -57,7 +65,7 @@ class Runtime:
             "settings": self.settings,
             "alerts": self.alerts,
             "state": self.state,
-            "tags": self.tags,
+            "tags": self.current_tags() if "tags" not in overrides else None,
         }
         adapters.update(overrides)
         return adapters
@@ -135,6 +143,18 @@ def load_tags(settings: Settings) -> TagModel | None:
     return exact_from_documents([doc], where=str(path))
 
 
+def tag_source(settings: Settings, arm: ArmNetwork) -> ServiceTagsCache | None:
+    """The Service Tags API as a refreshed tag model when SERVICE_TAGS_LOCATION is set, else None."""
+    location = settings.service_tags_location
+    if not location:
+        return None
+    return ServiceTagsCache(
+        lambda: arm.service_tags_document(location),
+        refresh_hours=settings.service_tags_refresh_hours,
+        where=f"Service Tags API ({location})",
+    )
+
+
 def build_state(settings: Settings, credential: TokenCredential | None = None) -> StateStore:
     """Table Storage when configured, else an in-memory store (local runs, the demo)."""
     if settings.state_connection_string or settings.state_table_endpoint:
@@ -170,5 +190,6 @@ def build_runtime(
         state=store,
         alerts=AlertNotifier(store, chosen, settings, evidence=evidence_from_settings(settings, credential)),
         tags=load_tags(settings),
+        tag_source=tag_source(settings, arm),
         close=arm.close,
     )

@@ -36,6 +36,8 @@ def rbac_action(method: str, route: Route) -> str:
         return f"{PROVIDER}/locations/operations/read"
     if route.kind == "operation_result":
         return f"{PROVIDER}/locations/operationResults/read"
+    if route.kind == "service_tags":
+        return f"{PROVIDER}/locations/serviceTags/read"
     verb = {"GET": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}.get(method, "action")
     child = f"/{route.child_type}" if route.child_type else ""
     return f"{PROVIDER}/{route.type}{child}/{verb}"
@@ -92,6 +94,12 @@ class ArmApi:
             return self._operation_status(route)
         if route.kind == "operation_result":
             return self._operation_result(route, req, api_version)
+        if route.kind == "service_tags":
+            if method != "GET":
+                raise ArmError(
+                    405, "MethodNotAllowed", f"The requested method {method} is not allowed on '{req.path}'."
+                )
+            return self._service_tags(route, req, api_version)
         if method == "GET":
             if route.kind in ("item", "child"):
                 return Response(200, self.em.network.get(route))
@@ -126,6 +134,17 @@ class ArmApi:
         body: dict[str, Any] = {"value": page}
         if more:
             body["nextLink"] = f"{self.em.endpoint}{req.path}?api-version={api_version}&$skiptoken={offset + size}"
+        return Response(200, body)
+
+    def _service_tags(self, route: Route, req: Request, api_version: str) -> Response:
+        try:
+            offset = int(req.query.get("$skipToken", req.query.get("$skiptoken", "0")))
+        except ValueError:
+            raise ArmError(400, "InvalidSkipToken", "The $skipToken is not one the emulator issued.") from None
+        size = self.em.config.page_size
+        body = self.em.service_tags.answer(route.subscription, offset=offset, page_size=size)
+        if offset + size < len(self.em.service_tags.values):
+            body["nextLink"] = f"{self.em.endpoint}{req.path}?api-version={api_version}&$skipToken={offset + size}"
         return Response(200, body)
 
     # ---------------------------------------------------------------- writes

@@ -29,6 +29,7 @@ from devtools.emulator._lro import Operations
 from devtools.emulator._network import NIC, NSG, VNET, Network, copy_json
 from devtools.emulator._routes import parse
 from devtools.emulator._server import make_server
+from devtools.emulator._service_tags import ServiceTags
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class Emulator:
         self.identity_header = identity_header or uuid.uuid4().hex
         self.identities = Identities()
         self.network = Network()
+        self.service_tags = ServiceTags()
         self.faults = FaultSet()
         self.operations = Operations(max_seconds=self.config.lro_max_seconds)
         self._tmp = Path(tempfile.mkdtemp(prefix="arm-emulator-"))
@@ -171,6 +173,7 @@ class Emulator:
         """Forget resources, faults, operations, the request log, events, the subscriber and any
         principal added since start (the built-in "remediator" and "human" keep their ids)."""
         self.network.clear()
+        self.service_tags.reset()
         self.identities.reset()
         self.faults.clear()
         self.operations.clear()

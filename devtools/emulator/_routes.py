@@ -27,7 +27,8 @@ class Route:
 
     kind: ``item`` (a top-level resource), ``child`` (a rule or subnet), ``list`` (a resource
     group's resources of a type), ``list_all`` (a subscription's), ``child_list``, ``operation``
-    (an Azure-AsyncOperation status) or ``operation_result`` (a Location header target).
+    (an Azure-AsyncOperation status), ``operation_result`` (a Location header target) or
+    ``service_tags`` (the Service Tags API of a location).
     """
 
     kind: str
@@ -80,6 +81,8 @@ def parse(path: str) -> Route:
             f"The emulator serves only the {PROVIDER} namespace; '{rest[1]}' was requested.",
         )
     tail, tail_lower = rest[2:], rest_lower[2:]
+    if not rg and tail_lower[:1] == ["locations"] and len(tail) == 3 and tail_lower[2] == "servicetags":
+        return Route(kind="service_tags", subscription=sub, location=tail[1])
     if not rg and tail_lower[:1] == ["locations"] and len(tail) == 4:
         kind = {"operations": "operation", "operationresults": "operation_result"}.get(tail_lower[2])
         if kind:

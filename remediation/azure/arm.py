@@ -22,6 +22,7 @@ refuses is :class:`ArmRequestError` (not worth retrying as is).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -282,6 +283,29 @@ class ArmNetwork:
         assert raw is not None  # missing_ok=False raises instead
         return self._remember(raw)
 
+    def service_tags_document(self, location: str) -> dict[str, Any]:
+        """The Service Tags API's answer for ``location`` as ARM sends it (camelCase JSON).
+
+        ``{"name", "id", "type", "changeNumber", "cloud", "values": [...]}``; the ``values``
+        are what :func:`remediation.tags.exact_from_documents` reads. One request, no paging.
+        """
+        what = f"list service tags in {location}"
+        body = self._call(what, lambda: self._client.service_tags.list(location).as_dict())
+        if not isinstance(body, dict) or not isinstance(body.get("values"), list):
+            raise ArmRequestError(f"{what}: the answer has no 'values' list")
+        # The typed call returns the first page only; the API may page with nextLink.
+        next_link = body.pop("nextLink", None)
+        while next_link:
+            request = HttpRequest("GET", str(next_link))
+            page = self._call(what, functools.partial(self._get_json, request))
+            body["values"].extend(page.get("values") or [])
+            next_link = page.get("nextLink")
+        return body
+
+    def service_tags(self, location: str) -> list[dict[str, Any]]:
+        """The published tags (name, id, properties.addressPrefixes ...) the API gives for ``location``."""
+        return list(self.service_tags_document(location)["values"])
+
     def _list_nsgs(self, scope: Scope) -> list[dict[str, Any]]:
         ops = self._client.network_security_groups
         if scope.nsg_name and scope.resource_group:
@@ -303,15 +327,20 @@ class ArmNetwork:
         subscription = str(getattr(self._client._config, "subscription_id", "") or self._settings.subscription_id)
         return self._call(what, lambda: self._pages(build(*args, subscription_id=subscription)))
 
+    def _get_json(self, request: HttpRequest) -> dict[str, Any]:
+        """One request through the client's pipeline, its JSON body; errors raised as the SDK does."""
+        response = self._client.send_request(request)
+        if response.status_code >= 400:
+            error_map = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
+            map_error(status_code=response.status_code, response=response, error_map=error_map)
+            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+        body = response.json()
+        return body if isinstance(body, dict) else {}
+
     def _pages(self, request: HttpRequest) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         while True:
-            response = self._client.send_request(request)
-            if response.status_code >= 400:
-                error_map = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
-                map_error(status_code=response.status_code, response=response, error_map=error_map)
-                raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-            body = response.json()
+            body = self._get_json(request)
             items.extend(body.get("value") or [])
             next_link = body.get("nextLink")
             if not next_link:

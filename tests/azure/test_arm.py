@@ -268,3 +268,28 @@ def test_many_vnets_and_nics_are_listed_not_fetched_one_by_one(em: Emulator) -> 
         f"/subscriptions/{SUB}/providers/Microsoft.Network/networkInterfaces",
     ]
     assert listed == one_by_one
+
+
+def test_service_tags_are_read_in_their_rest_form(em: Emulator) -> None:
+    arm = adapter(em)
+    values = arm.service_tags("westeurope")
+    storage = next(v for v in values if v["name"] == "Storage.WestEurope")
+    assert storage["properties"]["addressPrefixes"][0] == "13.69.40.16/28"  # camelCase, as exact_from_documents reads
+    [request] = arm_requests(em, "GET")
+    assert request["action"] == "Microsoft.Network/locations/serviceTags/read"
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "match"),
+    [
+        ({"status": 403}, ArmRequestError, "list service tags in westeurope: HTTP 403 AuthorizationFailed"),
+        ({"status": 503, "times": None}, TransientError, "503"),
+    ],
+)
+def test_service_tags_errors_are_mapped_like_the_rest(
+    em: Emulator, fault: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    arm = adapter(em)
+    em.faults.add(kind="status", method="GET", path="serviceTags", **fault)
+    with pytest.raises(error, match=match):
+        arm.service_tags_document("westeurope")

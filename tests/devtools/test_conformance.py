@@ -205,3 +205,51 @@ def test_every_example_is_covered() -> None:
     # Not Microsoft.Network resources the product reads through this emulator.
     out_of_scope = {"ServiceTagsList", "NetworkWatcherIpFlowVerify", "networkSecurityGroup"}
     assert {p.stem for p in SPEC.glob("*.json")} == served | out_of_scope
+
+
+def test_service_tags_list_has_the_rest_examples_shape(arm_emulator: Emulator, rest: Rest) -> None:
+    """ServiceTags_List: the example's top-level fields, each value shaped like the example's values.
+
+    The example's tags (ApiManagement ...) are not in reference/service-tags/, so values are
+    compared by shape, and the emulator's by content against the per-tag files."""
+    ex = example("ServiceTagsList")
+    params = ex["parameters"]
+    expected = ex["responses"]["200"]["body"]
+    path = f"/subscriptions/{params['subscriptionId']}/providers/Microsoft.Network/locations/{params['location']}/serviceTags"
+    response = rest.request("GET", path, None, api_version=params["api-version"])
+    assert response.status_code == 200, response.text
+    got = response.json()
+    assert set(got) == set(expected) - {"nextLink"}  # one page: all eight tags fit
+    assert (got["type"], got["cloud"]) == (expected["type"], expected["cloud"])
+    assert (
+        got["id"] == f"/subscriptions/{params['subscriptionId']}/providers/Microsoft.Network/serviceTags/{got['name']}"
+    )
+    assert isinstance(got["changeNumber"], str)
+    assert got["changeNumber"].isdigit()
+    example_props = {k for v in expected["values"] for k in v["properties"]}
+    for value in got["values"]:
+        assert set(value) == {"name", "id", "properties"}, value["name"]
+        assert set(value["properties"]) <= example_props | {"state", "networkFeatures"}, value["name"]
+        assert isinstance(value["properties"]["changeNumber"], str)
+        assert value["properties"]["addressPrefixes"], value["name"]
+    files = Path(__file__).resolve().parents[2] / "reference" / "service-tags"
+    storage = json.loads((files / "Storage.WestEurope.json").read_text())
+    served = next(v for v in got["values"] if v["name"] == "Storage.WestEurope")
+    assert served["properties"]["addressPrefixes"] == storage["properties"]["addressPrefixes"]
+    assert served["properties"]["region"] == "westeurope"
+    assert {v["name"] for v in got["values"]} == {p.stem for p in files.glob("*.json")}
+
+
+def test_service_tags_are_paged_with_next_link(arm_emulator: Emulator, rest: Rest) -> None:
+    arm_emulator.config.page_size = 3
+    path = f"/subscriptions/{arm_emulator.subscription_id}/providers/Microsoft.Network/locations/westeurope/serviceTags"
+    names: list[str] = []
+    response = rest.request("GET", path, None, api_version="2025-05-01")
+    while True:
+        assert response.status_code == 200, response.text
+        page = response.json()
+        names += [v["name"] for v in page["values"]]
+        if not page.get("nextLink"):
+            break
+        response = rest.get(page["nextLink"], api_version=None)
+    assert len(names) == len(set(names)) == len(arm_emulator.service_tags.values)

@@ -165,6 +165,7 @@ def test_first_deployment_defaults_are_accepted_by_the_code_and_safe() -> None:
     assert settings.subscription_id == SUBSCRIPTION_ID
     assert settings.sweep_schedule == "0 */15 * * * *"
     assert settings.lockdown_tag == "cyclecloud-lockdown"
+    assert (settings.service_tags_location, settings.service_tags_refresh_hours) == ("", 24.0)
     assert settings.state_table_endpoint == f"https://stlock{RESOURCE_TOKEN}.table.core.windows.net/"
     assert settings.state_table_prefix == "lockdown"
     assert settings.log_analytics_workspace_id == AZURE_VALUES["evidence.outputs.customerId"]
@@ -205,6 +206,8 @@ def test_acs_email_wires_endpoint_and_sender() -> None:
         ("smtpStartTls", False, "SMTP_STARTTLS", "false"),
         ("alertReminderHours", 6, "ALERT_REMINDER_HOURS", "6"),
         ("alertMinSeverityTeams", "high", "ALERT_MIN_SEVERITY_TEAMS", "high"),
+        ("serviceTagsLocation", "westeurope", "SERVICE_TAGS_LOCATION", "westeurope"),
+        ("serviceTagsRefreshHours", 6, "SERVICE_TAGS_REFRESH_HOURS", "6"),
     ],
 )
 def test_parameters_reach_their_setting_in_a_form_the_code_accepts(

@@ -145,6 +145,7 @@ ADAPTER_REQUESTS = [
     ("GET", f"{NET}/networkInterfaces/nic-cc"),
     ("GET", f"{SUB}/providers/Microsoft.Network/locations/westeurope/operations/op-1"),
     ("GET", f"{SUB}/providers/Microsoft.Network/locations/westeurope/operationResults/op-1"),
+    ("GET", f"{SUB}/providers/Microsoft.Network/locations/westeurope/serviceTags"),
 ]
 REPAIR_REQUESTS = [("PUT", f"{NET}/virtualNetworks/vnet-cc/subnets/compute")]
 
