@@ -58,7 +58,7 @@ param serviceTagsLocation string = ''
 @description('Hours before the Service Tags API answer is fetched again.')
 param serviceTagsRefreshHours int = 24
 
-@description('Grant what optional subnet service-endpoint repair needs (subnet write and the joins a subnet PUT implies).')
+@description('Optional subnet service-endpoint repair: sets SERVICE_ENDPOINT_REPAIR and grants what it needs (subnet write and the joins a subnet PUT implies).')
 param enableServiceEndpointRepair bool = false
 
 // ---------- alert channels ----------
@@ -374,6 +374,7 @@ var remediationAppSettings = {
   SERVICE_TAGS_PATH: serviceTagsPath
   SERVICE_TAGS_LOCATION: serviceTagsLocation
   SERVICE_TAGS_REFRESH_HOURS: string(serviceTagsRefreshHours)
+  SERVICE_ENDPOINT_REPAIR: enableServiceEndpointRepair ? 'true' : 'false'
   TEAMS_WEBHOOK_URL: teamsSetting
   ALERT_EMAIL_TO: alertEmailTo
   ALERT_EMAIL_FROM: empty(alertEmailFrom) ? (enableAcsEmail ? email.outputs.senderAddress : '') : alertEmailFrom

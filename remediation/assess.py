@@ -1,7 +1,7 @@
 """One call from inventory to findings and plans (the core's front door).
 
 ``assess(inventory, baseline, *, tags=None, roles=None, only=None,
-expected_attachments=None, subnets=None) -> Assessment``
+expected_attachments=None, subnets=None, repair_endpoints=False) -> Assessment``
 
 ``tags`` is a :class:`remediation.tags.TagModel` (None: the built-in
 containment model); ``roles`` overrides the roles read from each NSG's tag
@@ -10,6 +10,13 @@ unless ``roles`` is given.
 
 A finding is remediable exactly when it is gone once the plan is applied:
 the plan is re-checked here, so "fixable" is never a guess.
+
+Service endpoints are a subnet's, not an NSG's: ``service_endpoint_missing``
+is remediable only with ``repair_endpoints`` (the operator opted in to subnet
+writes), and only for a subnet whose own NSG reference is the managed NSG
+under review; the :class:`EndpointRepair` items say which subnet gets which
+services. Adding the missing services is what the review checks, so the
+finding is gone once they are added.
 
 Attachments have a memory: when a managed NSG is detached from a subnet (or
 swapped, or deleted), Azure drops the NSG's back-reference too, so the
@@ -38,19 +45,42 @@ from remediation.plan import RemediationPlan, build_plan, planned_nsg
 from remediation.review import NsgReview, Problem
 from remediation.tags import CONTAINMENT, TagModel
 
+ENDPOINT_REASON = (
+    "adding the {service} service endpoint is a subnet write, which the remediator makes only with "
+    "SERVICE_ENDPOINT_REPAIR=true (off by default)"
+)
 DETACHED_REASON = "re-associating a subnet is a subnet write, which the remediator does not make; re-attach the NSG"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRepair:
+    """Services to add to one subnet's ``serviceEndpoints``, the subnet attached to managed ``nsg_id``.
+
+    ``fixes`` are the findings the repair makes go away.
+    """
+
+    subnet_id: str
+    nsg_id: str
+    services: tuple[str, ...]
+    fixes: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Assessment:
     findings: tuple[Finding, ...]
     plans: tuple[RemediationPlan, ...]
+    endpoint_repairs: tuple[EndpointRepair, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "findings": [f.to_json() for f in self.findings],
             "plans": [p.to_json() for p in self.plans if not p.is_empty],
         }
+        if self.endpoint_repairs:
+            body["endpointRepairs"] = [
+                {"subnet": r.subnet_id, "nsg": r.nsg_id, "services": list(r.services)} for r in self.endpoint_repairs
+            ]
+        return body
 
     @property
     def remediable(self) -> tuple[Finding, ...]:
@@ -66,6 +96,7 @@ def assess(
     only: Collection[str] | None = None,
     expected_attachments: Mapping[str, str] | None = None,
     subnets: Collection[str] | None = None,
+    repair_endpoints: bool = False,
 ) -> Assessment:
     """Findings and plans of every managed NSG, or of those whose ids are in ``only``.
 
@@ -104,8 +135,34 @@ def assess(
             if key not in seen:
                 seen.add(key)
                 findings.append(f)
+    repairs: tuple[EndpointRepair, ...] = ()
+    if repair_endpoints:
+        findings, repairs = _endpoint_repairs(network, findings)
     findings.sort(key=lambda f: (-f.severity.rank, f.nsg.lower(), f.kind.value, f.requirement))
-    return Assessment(tuple(findings), tuple(plans))
+    return Assessment(tuple(findings), tuple(plans), repairs)
+
+
+def _endpoint_repairs(network: Network, findings: list[Finding]) -> tuple[list[Finding], tuple[EndpointRepair, ...]]:
+    """Missing service endpoints made remediable, one repair per subnet attached to a managed NSG."""
+    managed = {nsg.key for nsg, _ in network.managed()}
+    by_subnet: dict[str, list[Finding]] = {}
+    result: list[Finding] = []
+    for f in findings:
+        subnet = (
+            network.subnets.get((f.subnet or "").lower()) if f.kind is FindingKind.SERVICE_ENDPOINT_MISSING else None
+        )
+        attached = (subnet.nsg_id or "").lower() if subnet is not None else ""
+        if subnet is None or attached != f.nsg.lower() or attached not in managed:
+            result.append(f)  # not a subnet of the managed NSG under review: never written
+            continue
+        fixed = replace(f, remediable=True, reason="", severity=severity_for(f.kind, True))
+        by_subnet.setdefault(subnet.key, []).append(fixed)
+        result.append(fixed)
+    repairs = []
+    for key, fixes in by_subnet.items():
+        services = tuple(dict.fromkeys(f.requirement for f in fixes))
+        repairs.append(EndpointRepair(network.subnets[key].id, fixes[0].nsg, services, tuple(fixes)))
+    return result, tuple(repairs)
 
 
 def observed_attachments(inventory: Inventory, baseline: Baseline) -> dict[str, str]:
@@ -210,9 +267,7 @@ def _reason(problem: Problem, review: NsgReview) -> str:
     if problem.kind is FindingKind.NSG_DETACHED:
         return DETACHED_REASON
     if problem.kind is FindingKind.SERVICE_ENDPOINT_MISSING:
-        return (
-            f"adding the {problem.requirement} service endpoint is a subnet write, which the remediator does not make"
-        )
+        return ENDPOINT_REASON.format(service=problem.requirement)
     rule = problem.rule
     if problem.kind in (FindingKind.MISSING_RULE, FindingKind.MODIFIED_RULE):
         req = next((r for r in review.requirements if r.name == problem.requirement), None)

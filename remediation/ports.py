@@ -55,6 +55,41 @@ class NsgWriter(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SubnetWriteResult:
+    """What one subnet write did: the services added, the endpoints before and after.
+
+    ``written`` False with ``error`` set says why nothing was written (the
+    subnet is no longer attached to the managed NSG, ...); False without an
+    error means nothing was missing any more. ``missing_after`` must be empty,
+    as must ``lost_endpoints`` (endpoints present before and gone after).
+    """
+
+    subnet_id: str
+    written: bool
+    added: tuple[str, ...] = ()
+    endpoints_before: tuple[str, ...] = ()
+    endpoints_after: tuple[str, ...] = ()
+    missing_after: tuple[str, ...] = ()
+    lost_endpoints: tuple[str, ...] = ()
+    correlation_id: str | None = None
+    attempts: int = 1
+    error: str | None = None
+
+
+class SubnetWriter(Protocol):
+    def add_service_endpoints(self, subnet_id: str, services: Sequence[str], *, nsg_id: str) -> SubnetWriteResult:
+        """Read the subnet; if it is still attached to ``nsg_id``, add the missing ``services`` to its
+        ``serviceEndpoints``, keeping every other property as read; PUT it with If-Match and follow
+        the operation to its end.
+
+        Raises ConflictError on 412 or 409 AnotherOperationInProgress (the caller
+        calls again, which re-reads), TransientError on throttling, 5xx or lost
+        connections once bounded retries are spent.
+        """
+        ...
+
+
 class AlertStatus(StrEnum):
     """Why an alert is sent: a new finding, a reminder, its resolution, or a restore done."""
 
@@ -101,7 +136,11 @@ class AlertSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
-    """One remediation: what the NSG's custom rules were before and after (ARM JSON)."""
+    """One remediation: what the NSG's custom rules were before and after (ARM JSON).
+
+    ``changes`` names writes that are not rule changes, such as a service
+    endpoint added to a subnet of the NSG (the rules then stay empty).
+    """
 
     at: datetime
     nsg_id: str
@@ -111,6 +150,7 @@ class AuditRecord:
     rules_before: Sequence[dict[str, Any]]
     rules_after: Sequence[dict[str, Any]]
     correlation_id: str | None = None
+    changes: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,9 @@ it keeps:
   changed under us (ConflictError) or the write failed transiently: then the
   NSG is re-read, re-assessed and re-planned, a bounded number of times;
 - audit mode and dry runs never write;
+- a subnet is written only to add a missing service endpoint, only with
+  SERVICE_ENDPOINT_REPAIR, only while attached to the managed NSG, with
+  If-Match and the same bounded re-read and retry as NSG writes;
 - one failing NSG does not stop the others: its error goes in the report;
 - an event is never trusted as state: it only says what to re-read. Own
   writes and duplicates are dropped before any ARM call.
@@ -20,14 +23,22 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from remediation.assess import Assessment, assess, observed_attachments, released_attachments
+from remediation.assess import Assessment, EndpointRepair, assess, observed_attachments, released_attachments
 from remediation.azure.eventgrid import ResourceEvent, affected_ids, caller, is_own_write, is_relevant
 from remediation.baseline import Baseline, roles_of
 from remediation.errors import ConflictError, InputError, ScopeError, TransientError
 from remediation.findings import Finding, FindingKind, severity_for
 from remediation.model import Inventory, NetworkSecurityGroup
 from remediation.plan import RemediationPlan
-from remediation.ports import AuditRecord, NsgSource, NsgWriter, StateStore, WriteResult
+from remediation.ports import (
+    AuditRecord,
+    NsgSource,
+    NsgWriter,
+    StateStore,
+    SubnetWriter,
+    SubnetWriteResult,
+    WriteResult,
+)
 from remediation.scope import Scope, parse_scope
 from remediation.settings import Settings
 
@@ -82,6 +93,7 @@ class NsgOutcome:
     findings: list[Finding] = field(default_factory=list)
     plan: RemediationPlan | None = None
     written: WriteResult | None = None
+    subnet_writes: list[SubnetWriteResult] = field(default_factory=list)
     attempts: int = 0
     remaining: list[Finding] = field(default_factory=list)
     skipped: str | None = None
@@ -102,6 +114,17 @@ class NsgOutcome:
             body["correlationId"] = self.written.correlation_id
         if self.written is not None and self.written.lost_rules:
             body["lostRules"] = list(self.written.lost_rules)
+        if self.subnet_writes:
+            body["subnetWrites"] = [
+                {
+                    "subnet": w.subnet_id,
+                    "written": w.written,
+                    "added": list(w.added),
+                    "attempts": w.attempts,
+                    "correlationId": w.correlation_id,
+                }
+                for w in self.subnet_writes
+            ]
         if self.remaining:
             body["remaining"] = [f.to_json() for f in self.remaining]
         if self.skipped:
@@ -236,6 +259,7 @@ def reconcile(
     tags: Any = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     accept_detached: Collection[str] = (),
+    subnet_writer: SubnetWriter | None = None,
 ) -> ReconcileReport:
     """Reconcile every managed NSG in ``scope`` (a subscription, resource group or NSG id).
 
@@ -246,6 +270,7 @@ def reconcile(
     subscription so node-to-CycleCloud flows are judged end to end.
     ``accept_detached`` (subnet ids) are detachments an operator made on
     purpose: their memory is dropped, so ``nsg_detached`` clears for them.
+    ``subnet_writer`` adds missing service endpoints when SERVICE_ENDPOINT_REPAIR is on.
     """
     parsed = parse_scope(scope, subscription_id=settings.subscription_id)
     accepted = _accepted_subnets(accept_detached, parsed.subscription_id)
@@ -283,9 +308,13 @@ def reconcile(
         only=target_keys,
         expected_attachments=expected,
         subnets=_judged_subnets(expected, parsed, affected),
+        repair_endpoints=settings.service_endpoint_repair and subnet_writer is not None,
     )
     report.findings = [f for f in assessment.findings if _finding_in(f, target_keys, parsed, affected)]
     plans = {p.nsg_id.lower(): p for p in assessment.plans}
+    repairs: dict[str, list[EndpointRepair]] = {}
+    for repair in assessment.endpoint_repairs:
+        repairs.setdefault(repair.nsg_id.lower(), []).append(repair)
     by_nsg: dict[str, list[Finding]] = {}
     for finding in report.findings:
         by_nsg.setdefault(finding.nsg.lower(), []).append(finding)
@@ -297,7 +326,9 @@ def reconcile(
         outcome.findings = by_nsg.get(nsg.key, [])
         outcome.plan = plans.get(nsg.key)
         outcome.remaining = list(outcome.findings)
-        if outcome.plan is None or outcome.plan.is_empty:
+        nsg_repairs = repairs.get(nsg.key, [])
+        writes_nsg = outcome.plan is not None and not outcome.plan.is_empty
+        if not writes_nsg and not nsg_repairs:
             continue
         if not settings.enforce:
             outcome.skipped = "audit mode: not written"
@@ -305,20 +336,27 @@ def reconcile(
         if dry_run:
             outcome.skipped = "dry run: not written"
             continue
-        try:
-            _apply(outcome, nsg, inventory, source, writer, baseline, tags, max_attempts, expected)
-        except Exception as exc:  # one NSG's failure must not stop the others
-            log.exception("reconcile of %s failed", nsg.id)
-            outcome.error = f"{type(exc).__name__}: {exc}"
-            outcome.transient = isinstance(exc, TransientError)
-            continue
-        written = outcome.written
-        if written is not None and written.written:
-            still = {r.fingerprint for r in outcome.remaining}
-            fixed = tuple(f for f in outcome.findings if f.fingerprint not in still)
-            added = outcome.plan.added if outcome.plan is not None else ()
-            restored.append(Restored(nsg.id, tuple(r.name for r in added), fixed, actor=actor))
-            _record_audit(state, report, nsg, written, clock)
+        if writes_nsg:
+            try:
+                _apply(outcome, nsg, inventory, source, writer, baseline, tags, max_attempts, expected)
+            except Exception as exc:  # one NSG's failure must not stop the others
+                log.exception("reconcile of %s failed", nsg.id)
+                outcome.error = f"{type(exc).__name__}: {exc}"
+                outcome.transient = isinstance(exc, TransientError)
+                continue
+            written = outcome.written
+            if written is not None and written.written:
+                still = {r.fingerprint for r in outcome.remaining}
+                fixed = tuple(f for f in outcome.findings if f.fingerprint not in still)
+                added = outcome.plan.added if outcome.plan is not None else ()
+                restored.append(Restored(nsg.id, tuple(r.name for r in added), fixed, actor=actor))
+                _record_audit(state, report, nsg, written, clock)
+        for repair in nsg_repairs:
+            assert subnet_writer is not None  # repairs are planned only with a writer
+            done = _repair_endpoints(outcome, nsg, repair, subnet_writer, max_attempts)
+            if done is not None:
+                restored.append(replace(done, actor=actor))
+                _record_subnet_audit(state, report, nsg, outcome.subnet_writes[-1], clock)
 
     _save_attachments(state, report, inventory, baseline, expected)
     report.finished = clock()
@@ -356,6 +394,7 @@ def handle_event(
     state: StateStore | None = None,
     clock: Callable[[], datetime] = utcnow,
     tags: Any = None,
+    subnet_writer: SubnetWriter | None = None,
 ) -> EventOutcome:
     """Reconcile what one Event Grid event touched; never trust its body.
 
@@ -383,6 +422,7 @@ def handle_event(
             clock=clock,
             affected=affected_ids(event),
             tags=tags,
+            subnet_writer=subnet_writer,
         )
         if report.transient_failure:
             failed = ", ".join(o.nsg_id for o in report.nsgs if o.transient)
@@ -444,6 +484,64 @@ def _apply(
                 outcome.error = "still drifted after the write: " + ", ".join(f.requirement for f in left)
         outcome.remaining += [_lost_rule(nsg, name, result.correlation_id) for name in result.lost_rules]
         return
+
+
+def _repair_endpoints(
+    outcome: NsgOutcome,
+    nsg: NetworkSecurityGroup,
+    repair: EndpointRepair,
+    subnet_writer: SubnetWriter,
+    max_attempts: int,
+) -> Restored | None:
+    """Add one subnet's missing service endpoints; on conflict call again (the writer re-reads), bounded.
+
+    Returns what was restored, or None (nothing written, or the write failed: then
+    ``outcome.error`` says why and the findings stay in ``outcome.remaining``).
+    """
+    fixes = {f.fingerprint for f in repair.fixes}
+    # The NSG write's re-assessment (if any) judged without repair; the findings are the repair's.
+    outcome.remaining = [f for f in outcome.remaining if f.fingerprint not in fixes] + list(repair.fixes)
+    where = f"subnet {repair.subnet_id}"
+    result: SubnetWriteResult | None = None
+    for attempt in range(1, max_attempts + 1):
+        try:
+            result = replace(
+                subnet_writer.add_service_endpoints(repair.subnet_id, repair.services, nsg_id=nsg.id), attempts=attempt
+            )
+            break
+        except ConflictError as exc:
+            if attempt < max_attempts:
+                log.warning("%s: %s; re-reading (attempt %d of %d)", where, exc, attempt, max_attempts)
+                continue
+            error: Exception = exc
+        except Exception as exc:  # one subnet's failure must not stop the others
+            error = exc
+        log.exception("adding service endpoints to %s failed", repair.subnet_id, exc_info=error)
+        _add_error(outcome, f"{where}: {type(error).__name__}: {error}")
+        outcome.transient = outcome.transient or isinstance(error, TransientError)
+        return None
+    assert result is not None
+    outcome.subnet_writes.append(result)
+    if result.error:
+        _add_error(outcome, f"{where}: {result.error}")
+        return None
+    missing = {m.lower() for m in result.missing_after}
+    fixed = tuple(f for f in repair.fixes if f.requirement.lower() not in missing)
+    gone = {f.fingerprint for f in fixed}
+    outcome.remaining = [f for f in outcome.remaining if f.fingerprint not in gone]
+    if result.missing_after:
+        _add_error(outcome, f"{where}: still without {', '.join(result.missing_after)} after the write")
+    if result.lost_endpoints:
+        _add_error(outcome, f"{where}: service endpoints lost in the write: {', '.join(result.lost_endpoints)}")
+    if not result.written:
+        return None  # someone else added them meanwhile: converged without us
+    name = repair.subnet_id.rstrip("/").rsplit("/", 1)[-1]
+    restored = tuple(f"{s} service endpoint on subnet {name!r}" for s in result.added if s.lower() not in missing)
+    return Restored(nsg.id, restored, fixed)
+
+
+def _add_error(outcome: NsgOutcome, message: str) -> None:
+    outcome.error = f"{outcome.error}; {message}" if outcome.error else message
 
 
 def _lost_rule(nsg: NetworkSecurityGroup, rule: str, correlation_id: str | None) -> Finding:
@@ -635,6 +733,38 @@ def _record_audit(
     except Exception as exc:  # the write happened; a lost audit line is reported, not fatal
         log.exception("recording the audit trail for %s failed", before.id)
         report.errors.append(f"audit {before.id}: {type(exc).__name__}: {exc}")
+
+
+def _record_subnet_audit(
+    state: StateStore | None,
+    report: ReconcileReport,
+    nsg: NetworkSecurityGroup,
+    written: SubnetWriteResult,
+    clock: Callable[[], datetime],
+) -> None:
+    """The subnet write in the NSG's audit trail: no rule changed, ``changes`` says what did."""
+    if state is None:
+        return
+    before, after = ", ".join(written.endpoints_before) or "none", ", ".join(written.endpoints_after) or "none"
+    record = AuditRecord(
+        at=clock(),
+        nsg_id=nsg.id,
+        trigger=report.trigger,
+        event_id=report.event_id,
+        actor=report.actor,
+        rules_before=[],
+        rules_after=[],
+        correlation_id=written.correlation_id,
+        changes=(
+            f"subnet {written.subnet_id}: added service endpoint(s) {', '.join(written.added)} "
+            f"(serviceEndpoints before: {before}; after: {after})",
+        ),
+    )
+    try:
+        state.record_audit(record)
+    except Exception as exc:  # the write happened; a lost audit line is reported, not fatal
+        log.exception("recording the audit trail for %s failed", written.subnet_id)
+        report.errors.append(f"audit {written.subnet_id}: {type(exc).__name__}: {exc}")
 
 
 def _forget(state: StateStore | None, event_id: str) -> None:

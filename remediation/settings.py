@@ -70,6 +70,7 @@ SETTING_NAMES: dict[str, str] = {
     "SERVICE_TAGS_PATH": "optional service-tags JSON for exact address evaluation",
     "SERVICE_TAGS_LOCATION": "region whose Service Tags API answer gives exact addresses (empty: off)",
     "SERVICE_TAGS_REFRESH_HOURS": "hours before the Service Tags API answer is fetched again",
+    "SERVICE_ENDPOINT_REPAIR": "true to add missing service endpoints to managed subnets (subnet write; off)",
     "TEAMS_WEBHOOK_URL": "Teams Workflows webhook (secret)",
     "ALERT_EMAIL_TO": "comma-separated alert recipients",
     "ALERT_EMAIL_FROM": "sender address",
@@ -103,6 +104,7 @@ class Settings:
     service_tags_path: str = ""
     service_tags_location: str = ""
     service_tags_refresh_hours: float = 24.0
+    service_endpoint_repair: bool = False
     teams_webhook_url: Secret = field(default_factory=lambda: Secret(""))
     email_to: tuple[str, ...] = ()
     email_from: str = ""
@@ -179,6 +181,9 @@ class Settings:
             service_tags_location=tags_location,
             service_tags_refresh_hours=_float(
                 get("SERVICE_TAGS_REFRESH_HOURS", "24") or "24", "SERVICE_TAGS_REFRESH_HOURS"
+            ),
+            service_endpoint_repair=_bool(
+                get("SERVICE_ENDPOINT_REPAIR", "false") or "false", "SERVICE_ENDPOINT_REPAIR"
             ),
             teams_webhook_url=Secret(webhook),
             email_to=tuple(a.strip() for a in get("ALERT_EMAIL_TO").split(",") if a.strip()),

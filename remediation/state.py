@@ -215,6 +215,8 @@ class TableStateStore:
                 entity[name] = value
         entity.update(pack("rules_before", list(record.rules_before)))
         entity.update(pack("rules_after", list(record.rules_after)))
+        if record.changes:
+            entity["changes"] = json.dumps(list(record.changes))
         table = self._table("audit")
         with self._errors(table.table_name, "record audit"):
             table.create_entity(entity)
@@ -377,6 +379,7 @@ def _audit_from_entity(entity: Any) -> AuditRecord:
         rules_before=unpack(data, "rules_before", []),
         rules_after=unpack(data, "rules_after", []),
         correlation_id=data.get("correlation_id"),
+        changes=tuple(json.loads(data["changes"])) if data.get("changes") else (),
     )
 
 
@@ -444,6 +447,7 @@ class InMemoryStateStore:
             record,
             rules_before=json.loads(json.dumps(list(record.rules_before))),
             rules_after=json.loads(json.dumps(list(record.rules_after))),
+            changes=tuple(record.changes),
         )
         with self._lock:
             self._audit.append(frozen)

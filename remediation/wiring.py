@@ -27,7 +27,7 @@ from remediation.azure.evidence import evidence_from_settings
 from remediation.baseline import Baseline
 from remediation.errors import SettingsError
 from remediation.findings import Finding
-from remediation.ports import Alert, EvidenceSource, NsgSource, NsgWriter, StateStore
+from remediation.ports import Alert, EvidenceSource, NsgSource, NsgWriter, StateStore, SubnetWriter
 from remediation.service import EventOutcome, Notifier, ReconcileReport, Restored, handle_event, reconcile
 from remediation.settings import Settings
 from remediation.state import InMemoryStateStore, TableStateStore
@@ -49,6 +49,7 @@ class Runtime:
     alerts: Notifier | None
     tags: Any = None
     tag_source: ServiceTagsCache | None = None
+    subnet_writer: SubnetWriter | None = None
     close: Callable[[], None] = lambda: None
 
     def current_tags(self) -> Any:
@@ -66,6 +67,7 @@ class Runtime:
             "alerts": self.alerts,
             "state": self.state,
             "tags": self.current_tags() if "tags" not in overrides else None,
+            "subnet_writer": self.subnet_writer,
         }
         adapters.update(overrides)
         return adapters
@@ -191,5 +193,7 @@ def build_runtime(
         alerts=AlertNotifier(store, chosen, settings, evidence=evidence_from_settings(settings, credential)),
         tags=load_tags(settings),
         tag_source=tag_source(settings, arm),
+        # Used only with SERVICE_ENDPOINT_REPAIR (the service checks the setting).
+        subnet_writer=arm,
         close=arm.close,
     )

@@ -106,6 +106,14 @@ def test_audit_trail_round_trip_newest_first_and_by_nsg(store: StateStore) -> No
     assert store.audit_trail(nsg_id=OTHER + "x") == []
 
 
+def test_audit_of_a_subnet_write_keeps_what_changed(store: StateStore) -> None:
+    change = "subnet /subscriptions/x/.../subnets/hpc: added service endpoint(s) Microsoft.Storage"
+    store.record_audit(audit(T0, rules=0, changes=[change]))
+    [record] = store.audit_trail()
+    assert tuple(record.changes) == (change,)
+    assert (list(record.rules_before), list(record.rules_after)) == ([], [rule(0)])
+
+
 def test_audit_rules_beyond_the_property_limit(store: StateStore) -> None:
     big = audit(T0, rules=1000)
     assert len(str(big.rules_before)) > 4 * CHUNK_BYTES  # far beyond one 64 KiB property

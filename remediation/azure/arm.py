@@ -1,7 +1,9 @@
 """The ARM adapter: discovery and NSG writes through azure-mgmt-network.
 
-One class, :class:`ArmNetwork`, is both the :class:`~remediation.ports.NsgSource`
-and the :class:`~remediation.ports.NsgWriter`. It reads resources as the SDK's
+One class, :class:`ArmNetwork`, is the :class:`~remediation.ports.NsgSource`,
+the :class:`~remediation.ports.NsgWriter` and (used only with
+SERVICE_ENDPOINT_REPAIR) the :class:`~remediation.ports.SubnetWriter`; it
+also reads the Service Tags API. It reads resources as the SDK's
 models, hands their REST form (``Model.as_dict()``) to :mod:`remediation.parse`
 and never interprets rules itself.
 
@@ -9,7 +11,8 @@ Writes are one PUT of the whole NSG carrying ``If-Match`` with the etag that
 was read. The body is built from the raw resource that was read (so fields
 the model does not know, such as ``flushConnection``, and every user rule's
 exact text survive), with the plan's custom rule list in place of
-``securityRules``. ARM's API reference does not document If-Match for NSGs,
+``securityRules``. Subnet writes follow the same rule (the subnet as read, one service
+endpoint added, If-Match). ARM's API reference does not document If-Match for NSGs,
 so after the long-running operation ends the adapter also checks that no rule
 present in the read has gone, and reports any that did.
 
@@ -25,7 +28,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -47,6 +50,7 @@ from azure.identity import DefaultAzureCredential
 from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network.models import NetworkSecurityGroup as NsgModel
+from azure.mgmt.network.models import Subnet as SubnetModel
 
 try:  # the SDK's own request builders: list with exactly the requests (api-version) its typed calls make
     from azure.mgmt.network.operations import _operations as _sdk_requests_module
@@ -65,7 +69,7 @@ from remediation.model import (
 )
 from remediation.parse import parse_nic, parse_nsg, parse_vnet
 from remediation.plan import RemediationPlan
-from remediation.ports import WriteResult
+from remediation.ports import SubnetWriteResult, WriteResult
 from remediation.scope import Scope, parse_scope
 from remediation.settings import Settings
 
@@ -87,6 +91,19 @@ _READ_ONLY_NSG = frozenset(
     }
 )
 _READ_ONLY_RULE = frozenset({"etag", "type", "provisioningState"})
+#: Read-only subnet fields (ARM ignores them in a PUT; sending them back would only invite drift).
+_READ_ONLY_SUBNET = frozenset(
+    {
+        "etag",
+        "provisioningState",
+        "ipConfigurations",
+        "ipConfigurationProfiles",
+        "privateEndpoints",
+        "resourceNavigationLinks",
+        "serviceAssociationLinks",
+        "purpose",
+    }
+)
 _CONFLICT_CODES = frozenset({"anotheroperationinprogress", "conflict", "retryableerror"})
 _CORRELATION_HEADER = "x-ms-correlation-request-id"
 
@@ -189,7 +206,7 @@ def build_client(
 
 
 class ArmNetwork:
-    """NsgSource and NsgWriter on one NetworkManagementClient.
+    """NsgSource, NsgWriter and SubnetWriter on one NetworkManagementClient.
 
     Thread-safe: the only state kept between calls is the raw NSG last read
     per id (the base of its PUT body), behind a lock; VNets and NICs are
@@ -466,6 +483,82 @@ class ArmNetwork:
         body["properties"] = props
         return body
 
+    def add_service_endpoints(self, subnet_id: str, services: Sequence[str], *, nsg_id: str) -> SubnetWriteResult:
+        """GET the subnet, add the missing services to ``serviceEndpoints``, PUT with If-Match, verify.
+
+        Every other property (NSG, route table, NAT gateway, delegations, other endpoints,
+        policies) is sent back exactly as read. A subnet no longer attached to ``nsg_id`` is
+        not written. New endpoints carry no ``locations``, so Azure applies its default (the
+        VNet's region, and its pair for Storage), as the portal and CLI do.
+        """
+        if not self._settings.enforce:
+            return SubnetWriteResult(subnet_id, written=False, error="REMEDIATION_MODE is audit: nothing written")
+        rg, vnet, name = _subnet_parts(subnet_id)
+        raw = self._call(f"get subnet {subnet_id}", lambda: self._client.subnets.get(rg, vnet, name).as_dict())
+        props = raw.get("properties") or {}
+        attached = str((props.get("networkSecurityGroup") or {}).get("id") or "")
+        if attached.lower() != nsg_id.lower():
+            return SubnetWriteResult(
+                subnet_id,
+                written=False,
+                error=f"subnet is attached to {attached or 'no NSG'}, not to the managed NSG {nsg_id}: not written",
+            )
+        before = _endpoint_services(props)
+        missing = tuple(s for s in services if s.lower() not in {b.lower() for b in before})
+        if not missing:
+            return SubnetWriteResult(subnet_id, written=False, endpoints_before=before, endpoints_after=before)
+        etag = raw.get("etag")
+        if not etag:
+            raise ArmRequestError(f"subnet {subnet_id} was read without an etag; refusing an unconditional write")
+        body = {k: v for k, v in raw.items() if k not in _READ_ONLY_SUBNET and k != "properties"}
+        new_props = {k: v for k, v in props.items() if k not in _READ_ONLY_SUBNET}
+        endpoints = [
+            {k: v for k, v in e.items() if k != "provisioningState"} for e in props.get("serviceEndpoints") or []
+        ]
+        new_props["serviceEndpoints"] = endpoints + [{"service": s} for s in missing]
+        body["properties"] = new_props
+        correlation: list[str] = []
+
+        def hook(response: PipelineResponse[Any, Any]) -> None:
+            value = response.http_response.headers.get(_CORRELATION_HEADER)
+            if value and value not in correlation:
+                correlation.append(value)
+
+        def write() -> dict[str, Any]:
+            poller = self._client.subnets.begin_create_or_update(
+                rg,
+                vnet,
+                name,
+                SubnetModel(body),
+                headers={"If-Match": etag},
+                raw_response_hook=hook,
+                polling_interval=self._options.polling_interval,
+            )
+            result: dict[str, Any] = poller.result().as_dict()
+            return result
+
+        try:
+            after_raw = self._call(f"write subnet {subnet_id}", write)
+        finally:
+            log.info("PUT %s (If-Match %s): correlation ids %s", subnet_id, etag, ", ".join(correlation) or "<none>")
+        after = _endpoint_services(after_raw.get("properties") or {})
+        have = {a.lower() for a in after}
+        result = SubnetWriteResult(
+            subnet_id,
+            written=True,
+            added=missing,
+            endpoints_before=before,
+            endpoints_after=after,
+            missing_after=tuple(s for s in missing if s.lower() not in have),
+            lost_endpoints=tuple(b for b in before if b.lower() not in have),
+            correlation_id=correlation[0] if correlation else None,
+        )
+        if result.missing_after or result.lost_endpoints:
+            log.error(
+                "subnet %s after the write: missing %s, lost %s", subnet_id, result.missing_after, result.lost_endpoints
+            )
+        return result
+
     # ------------------------------------------------------------------ errors
 
     def _get(self, what: str, fn: Callable[[], _T], *, missing_ok: bool) -> _T | None:
@@ -498,7 +591,7 @@ def _map_http_error(what: str, exc: HttpResponseError) -> RemediationError:
     if isinstance(exc.__cause__, OperationFailed):
         return TransientError(f"{what}: the long-running operation failed: {_message(exc)}")
     if status == 412:
-        return ConflictError(f"{what}: the NSG changed since it was read (412 precondition failed)")
+        return ConflictError(f"{what}: the resource changed since it was read (412 precondition failed)")
     if status == 409 and (code or "").lower() in _CONFLICT_CODES:
         return ConflictError(f"{what}: {code}: {_message(exc)}")
     if status in (408, 429) or (status is not None and status >= 500):
@@ -537,6 +630,18 @@ def _rg_and_name(resource_id: str, kind: str) -> tuple[str, str]:
     if not rg or not name:
         raise ArmRequestError(f"{resource_id!r} is not a {kind} resource id")
     return rg, name
+
+
+def _subnet_parts(subnet_id: str) -> tuple[str, str, str]:
+    rg, vnet = _rg_and_name(subnet_id, "virtualNetworks")
+    name = resource_id_part(subnet_id, "subnets")
+    if not name:
+        raise ArmRequestError(f"{subnet_id!r} is not a subnet resource id")
+    return rg, vnet, name
+
+
+def _endpoint_services(props: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(str(e.get("service", "")) for e in props.get("serviceEndpoints") or [] if isinstance(e, Mapping))
 
 
 def _nic_of_ip_configuration(config_id: str) -> str | None:

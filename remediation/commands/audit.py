@@ -79,6 +79,7 @@ def record_json(record: AuditRecord) -> dict[str, Any]:
         "changed": changed,
         "rulesBefore": list(record.rules_before),
         "rulesAfter": list(record.rules_after),
+        "otherChanges": list(record.changes),
     }
 
 
@@ -99,7 +100,7 @@ def render_table(records: Sequence[AuditRecord]) -> str:
     rows = [header]
     for r in records:
         added, removed, changed = rule_changes(r)
-        parts = [f"+{n}" for n in added] + [f"~{n}" for n in changed] + [f"-{n}" for n in removed]
+        parts = [f"+{n}" for n in added] + [f"~{n}" for n in changed] + [f"-{n}" for n in removed] + list(r.changes)
         rows.append(
             (
                 r.at.strftime("%Y-%m-%d %H:%M:%S"),

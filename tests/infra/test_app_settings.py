@@ -166,6 +166,8 @@ def test_first_deployment_defaults_are_accepted_by_the_code_and_safe() -> None:
     assert settings.sweep_schedule == "0 */15 * * * *"
     assert settings.lockdown_tag == "cyclecloud-lockdown"
     assert (settings.service_tags_location, settings.service_tags_refresh_hours) == ("", 24.0)
+    assert settings.service_endpoint_repair is False
+    assert env["SERVICE_ENDPOINT_REPAIR"] == "false"
     assert settings.state_table_endpoint == f"https://stlock{RESOURCE_TOKEN}.table.core.windows.net/"
     assert settings.state_table_prefix == "lockdown"
     assert settings.log_analytics_workspace_id == AZURE_VALUES["evidence.outputs.customerId"]
@@ -208,6 +210,7 @@ def test_acs_email_wires_endpoint_and_sender() -> None:
         ("alertMinSeverityTeams", "high", "ALERT_MIN_SEVERITY_TEAMS", "high"),
         ("serviceTagsLocation", "westeurope", "SERVICE_TAGS_LOCATION", "westeurope"),
         ("serviceTagsRefreshHours", 6, "SERVICE_TAGS_REFRESH_HOURS", "6"),
+        ("enableServiceEndpointRepair", True, "SERVICE_ENDPOINT_REPAIR", "true"),
     ],
 )
 def test_parameters_reach_their_setting_in_a_form_the_code_accepts(
@@ -223,3 +226,11 @@ def test_remediation_mode_defaults_to_audit_and_allows_only_the_codes_modes() ->
     assert declared["default"] == "audit"
     allowed = next(d["argument"] for d in declared["decorators"] if d["type"] == "allowed")
     assert sorted(allowed) == sorted(m.value for m in Mode)
+
+
+def test_service_endpoint_repair_setting_and_role_rights_come_from_one_parameter() -> None:
+    """The code repairs only when told to, and is told to exactly when the role can do it."""
+    assert evaluated()["SERVICE_ENDPOINT_REPAIR"] == "false"
+    env = evaluated({"enableServiceEndpointRepair": True})
+    assert Settings.from_env(env).service_endpoint_repair is True
+    assert module(MAIN, "remediatorRole")["params"]["enableServiceEndpointRepair"] == "enableServiceEndpointRepair"
