@@ -402,11 +402,12 @@ class Universe:
             return "*"
         ranges: list[str] = []
         points = self._port_points
-        i = 0
-        while mask >> i:
-            if (mask >> i) & 1:
+        bits = bin(mask)[:1:-1]  # bit i at index i
+        i, n = 0, len(bits)
+        while i < n:
+            if bits[i] == "1":
                 start = i
-                while (mask >> i) & 1:
+                while i < n and bits[i] == "1":
                     i += 1
                 low, high = points[start], points[i] - 1
                 ranges.append(str(low) if low == high else f"{low}-{high}")
