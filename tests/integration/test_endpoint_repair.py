@@ -19,6 +19,7 @@ import pytest
 
 from devtools.emulator import REMEDIATOR, Emulator
 from remediation.azure.arm import ArmOptions
+from remediation.azure.eventgrid import parse_event
 from remediation.baseline_file import load_baseline
 from remediation.commands.demo import cyclecloud_network
 from remediation.findings import FindingKind
@@ -91,9 +92,10 @@ def hpc_id(em: Emulator) -> str:
     )
 
 
-def hpc(em: Emulator) -> dict[str, Any]:
+def hpc(em: Emulator, name: str = "hpc") -> dict[str, Any]:
+    """The subnet ``name`` (default: hpc) as the emulator holds it."""
     vnet = next(v for k, v in em.state.items() if "/virtualnetworks/" in k.lower())
-    return dict(next(s for s in vnet["properties"]["subnets"] if s["name"] == "hpc"))
+    return dict(next(s for s in vnet["properties"]["subnets"] if s["name"] == name))
 
 
 def writes(em: Emulator, *, ok_only: bool = True) -> list[dict[str, Any]]:
@@ -223,3 +225,25 @@ def test_a_failing_subnet_write_is_reported_transient_and_the_finding_stays(
     assert "503" in outcome.error
     assert [f.remediable for f in endpoint_findings(report, remaining=True)] == [True]
     assert writes(arm_env) == []
+
+
+def test_a_person_removing_the_endpoint_is_repaired_from_the_event(repairing: Runtime, arm_env: Emulator) -> None:
+    """Event Grid path: the person's subnet write is handled, the guard's own subnet write is not."""
+    rt = repairing
+    assert rt.reconcile(None, trigger="sweep").ok  # converge first: hpc gets its endpoint
+    assert arm_env.events.wait_idle(15)  # that write's event is not the subscriber's
+    outcomes: list[Any] = []
+    arm_env.set_event_subscriber(lambda batch: outcomes.extend(rt.handle_event(parse_event(e)) for e in batch))
+    with network_client(arm_env, human_credential(arm_env)) as person:
+        subnet = person.subnets.get(RG, "vnet-cyclecloud", "compute").as_dict()
+        subnet["properties"]["serviceEndpoints"] = []
+        person.subnets.begin_create_or_update(RG, "vnet-cyclecloud", "compute", subnet, polling_interval=0.01).result()
+    assert arm_env.events.wait_idle(15)
+    assert arm_env.events.wait_idle(15)  # the guard's own write's event, if any, is delivered too
+    handled = [o for o in outcomes if o.status == "handled"]
+    assert len(handled) == 1
+    assert [o.reason for o in outcomes if o.status == "ignored"] == ["own write"]
+    compute = hpc(arm_env, "compute")
+    assert [e["service"] for e in compute["properties"]["serviceEndpoints"]] == ["Microsoft.Storage"]
+    own = [r for r in writes(arm_env) if r["caller"] == REMEDIATOR and r["path"].lower().endswith("/compute")]
+    assert len(own) == 1
