@@ -253,3 +253,40 @@ def test_nic_needs_an_ip_configuration_in_an_existing_subnet(rest: Rest) -> None
         error_of(rest.put(nic_id, {"location": "westeurope", "properties": dangling}))["code"]
         == "InvalidResourceReference"
     )
+
+
+def test_subnet_put_honours_if_match_and_keeps_service_endpoints(rest: Rest) -> None:
+    """What service-endpoint repair relies on: a stale etag is refused, endpoints are kept and checked."""
+    subnet = {
+        "name": "s1",
+        "properties": {
+            "addressPrefix": "10.0.1.0/24",
+            "serviceEndpoints": [{"service": "Microsoft.KeyVault", "locations": ["westeurope", "northeurope"]}],
+            "routeTable": {"id": f"{NET}/routeTables/rt1"},
+        },
+    }
+    assert rest.put(VNET, _vnet(subnet)).status_code == 201
+    read = rest.get(f"{VNET}/subnets/s1").json()
+    stale = read["etag"]
+    assert (
+        rest.put(
+            VNET, {"location": "westeurope", "tags": {"a": "b"}, "properties": rest.get(VNET).json()["properties"]}
+        ).status_code
+        == 200
+    )
+    props = dict(read["properties"])
+    props["serviceEndpoints"] = [*props["serviceEndpoints"], {"service": "Microsoft.Storage"}]
+    refused = rest.put(f"{VNET}/subnets/s1", {"properties": props}, headers={"If-Match": stale})
+    assert refused.status_code == 412
+    assert error_of(refused)["code"] == "PreconditionFailed"
+    current = rest.get(f"{VNET}/subnets/s1").json()["etag"]
+    done = rest.put(f"{VNET}/subnets/s1", {"properties": props}, headers={"If-Match": current})
+    assert done.status_code == 200, done.text
+    got = rest.get(f"{VNET}/subnets/s1").json()["properties"]
+    assert [(e["service"], e["locations"]) for e in got["serviceEndpoints"]] == [
+        ("Microsoft.KeyVault", ["westeurope", "northeurope"]),
+        ("Microsoft.Storage", ["westeurope"]),  # no locations given: the VNet's region
+    ]
+    assert got["routeTable"] == {"id": f"{NET}/routeTables/rt1"}
+    bad = rest.put(f"{VNET}/subnets/s1", {"properties": {**props, "serviceEndpoints": [{"service": 7}]}})
+    assert bad.status_code == 400
