@@ -214,7 +214,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--count", type=int, default=5000, help="NSGs to generate (default 5000)")
     parser.add_argument("--rules", type=int, default=50, help="custom rules per NSG (default 50)")
+    parser.add_argument("--full", action="store_true", help="the issue's size: 5,000 x 50 (already the default)")
     args = parser.parse_args(argv)
+    if args.full:
+        args.count, args.rules = 5000, 50
     figures = run(args.count, args.rules)
     report(figures)
     return figures
