@@ -421,12 +421,7 @@ class ArmNetwork:
             raise ArmRequestError(f"NSG {nsg.id} was read without an etag; refusing an unconditional write")
         body = self._put_body(nsg, plan)
         rg, name = _rg_and_name(nsg.id, "networkSecurityGroups")
-        correlation: list[str] = []
-
-        def hook(response: PipelineResponse[Any, Any]) -> None:
-            value = response.http_response.headers.get(_CORRELATION_HEADER)
-            if value and value not in correlation:
-                correlation.append(value)
+        correlation, hook = _correlation_recorder()
 
         def write() -> dict[str, Any]:
             poller = self._client.network_security_groups.begin_create_or_update(
@@ -517,12 +512,7 @@ class ArmNetwork:
         ]
         new_props["serviceEndpoints"] = endpoints + [{"service": s} for s in missing]
         body["properties"] = new_props
-        correlation: list[str] = []
-
-        def hook(response: PipelineResponse[Any, Any]) -> None:
-            value = response.http_response.headers.get(_CORRELATION_HEADER)
-            if value and value not in correlation:
-                correlation.append(value)
+        correlation, hook = _correlation_recorder()
 
         def write() -> dict[str, Any]:
             poller = self._client.subnets.begin_create_or_update(
@@ -582,6 +572,18 @@ class ArmNetwork:
             raise TransientError(f"{what}: connection to ARM failed after retries: {exc.message}") from exc
         except AzureError as exc:
             raise TransientError(f"{what}: {exc.message}") from exc
+
+
+def _correlation_recorder() -> tuple[list[str], Callable[[PipelineResponse[Any, Any]], None]]:
+    """A raw-response hook collecting ARM's correlation ids of one write (for the logs and the audit trail)."""
+    correlation: list[str] = []
+
+    def hook(response: PipelineResponse[Any, Any]) -> None:
+        value = response.http_response.headers.get(_CORRELATION_HEADER)
+        if value and value not in correlation:
+            correlation.append(value)
+
+    return correlation, hook
 
 
 def _map_http_error(what: str, exc: HttpResponseError) -> RemediationError:
