@@ -26,6 +26,11 @@ Stable API (other test packages import these; change only additively):
 ``human_credential(emulator, principal="human")`` (function)
     A ``TokenCredential`` whose tokens name another principal, to act as a person editing the NSG.
 
+``fast_arm(retries=3)`` and ``remediator_runtime(emulator, monkeypatch, docs, channels=(), retries=3, **env)``
+    Retry timing in milliseconds, and the Function app's own runtime (``build_runtime``) in enforce
+    mode as the remediator identity, with ``docs`` seeded, ``env`` as extra app settings and an
+    in-memory state store; a generator for ``yield from`` in a fixture (it closes the runtime).
+
 Guard (autouse): ``IDENTITY_ENDPOINT`` / ``IDENTITY_HEADER`` point at a closed local port unless a
 test sets them, so azure-identity can never fall through to IMDS (169.254.169.254) or a login endpoint.
 """
@@ -115,3 +120,41 @@ class _PrincipalCredential:
 def human_credential(emulator: Emulator, principal: str = "human") -> Any:
     """A credential acting as ``principal`` (default: the pre-registered human user)."""
     return _PrincipalCredential(emulator, principal)
+
+
+def fast_arm(retries: int = 3) -> Any:
+    """The adapter's retry policy with millisecond waits (production's policy, shorter timing)."""
+    from remediation.azure.arm import ArmOptions
+
+    return ArmOptions(retry_total=retries, retry_backoff_factor=0.01, retry_backoff_max=0.05, polling_interval=0.01)
+
+
+def remediator_runtime(
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    docs: list[dict[str, Any]],
+    *,
+    channels: Any = (),
+    retries: int = 3,
+    **env: str,
+) -> Iterator[Any]:
+    """The Function app's runtime against ``arm_env``'s emulator, seeded with ``docs``."""
+    from devtools.emulator import REMEDIATOR
+    from remediation.settings import Settings
+    from remediation.state import InMemoryStateStore
+    from remediation.wiring import build_runtime
+
+    remediator = emulator.identities.get(REMEDIATOR)
+    monkeypatch.setenv("AZURE_CLIENT_ID", remediator.appid)
+    monkeypatch.setenv("REMEDIATOR_PRINCIPAL_ID", remediator.oid)
+    for name, value in {"REMEDIATION_MODE": "enforce", **env}.items():
+        monkeypatch.setenv(name, value)
+    emulator.seed(docs)
+    emulator.clear_requests()
+    rt = build_runtime(
+        Settings.from_env(), arm_options=fast_arm(retries), state=InMemoryStateStore(), channels=list(channels)
+    )
+    try:
+        yield rt
+    finally:
+        rt.close()

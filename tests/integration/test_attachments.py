@@ -19,23 +19,19 @@ import pytest
 import function_app
 from devtools.emulator import REMEDIATOR, Emulator
 from remediation.alerts.dispatch import Channel
-from remediation.azure.arm import ArmOptions
 from remediation.baseline_file import load_baseline
 from remediation.commands.demo import cyclecloud_network
 from remediation.findings import FindingKind, Severity
 from remediation.ports import Alert, AlertStatus
 from remediation.service import ReconcileReport
-from remediation.settings import Settings
-from remediation.state import InMemoryStateStore
-from remediation.wiring import Runtime, build_runtime
-from tests.integration.conftest import human_credential, network_client
+from remediation.wiring import Runtime
+from tests.integration.conftest import human_credential, network_client, remediator_runtime
 from tests.integration.test_events import Subscriber
 
 pytestmark = pytest.mark.integration
 
 BASELINE = load_baseline()
 RG = "rg-cyclecloud"
-FAST = ArmOptions(retry_total=3, retry_backoff_factor=0.01, retry_backoff_max=0.05, polling_interval=0.01)
 
 
 class Inbox:
@@ -64,19 +60,11 @@ def inbox() -> Inbox:
 
 @pytest.fixture
 def runtime(arm_env: Emulator, monkeypatch: pytest.MonkeyPatch, inbox: Inbox) -> Iterator[Runtime]:
-    remediator = arm_env.identities.get(REMEDIATOR)
-    monkeypatch.setenv("AZURE_CLIENT_ID", remediator.appid)
-    monkeypatch.setenv("REMEDIATOR_PRINCIPAL_ID", remediator.oid)
-    monkeypatch.setenv("REMEDIATION_MODE", "enforce")
-    arm_env.seed(cyclecloud_network(arm_env.subscription_id, BASELINE, resource_group=RG))
-    arm_env.clear_requests()
-    rt = build_runtime(
-        Settings.from_env(), arm_options=FAST, state=InMemoryStateStore(), channels=[Channel(inbox, Severity.INFO)]
-    )
-    function_app.set_runtime(rt)
-    yield rt
-    function_app.set_runtime(None)
-    rt.close()
+    docs = cyclecloud_network(arm_env.subscription_id, BASELINE, resource_group=RG)
+    for rt in remediator_runtime(arm_env, monkeypatch, docs, channels=[Channel(inbox, Severity.INFO)]):
+        function_app.set_runtime(rt)
+        yield rt
+        function_app.set_runtime(None)
 
 
 def sweep(rt: Runtime) -> ReconcileReport:

@@ -18,22 +18,18 @@ from typing import Any
 import pytest
 
 from devtools.emulator import REMEDIATOR, Emulator
-from remediation.azure.arm import ArmOptions
 from remediation.azure.eventgrid import parse_event
 from remediation.baseline_file import load_baseline
 from remediation.commands.demo import cyclecloud_network
 from remediation.findings import FindingKind
 from remediation.service import ReconcileReport
-from remediation.settings import Settings
-from remediation.state import InMemoryStateStore
-from remediation.wiring import Runtime, build_runtime
+from remediation.wiring import Runtime
 from tests.infra.rbac_map import action_for, is_covered, role_actions
-from tests.integration.conftest import human_credential, network_client
+from tests.integration.conftest import human_credential, network_client, remediator_runtime
 
 pytestmark = pytest.mark.integration
 
 BASELINE = load_baseline()
-FAST = ArmOptions(retry_total=2, retry_backoff_factor=0.01, retry_backoff_max=0.05, polling_interval=0.01)
 RG = "rg-cyclecloud"
 KEEP = {
     "routeTable": {"id": "/subscriptions/{sub}/resourceGroups/rg-net/providers/Microsoft.Network/routeTables/rt-hpc"},
@@ -61,28 +57,17 @@ def _with_sub(value: Any, sub: str) -> Any:
     return value.replace("{sub}", sub) if isinstance(value, str) else value
 
 
-def make_runtime(em: Emulator, monkeypatch: pytest.MonkeyPatch, **env: str) -> Iterator[Runtime]:
-    remediator = em.identities.get(REMEDIATOR)
-    monkeypatch.setenv("AZURE_CLIENT_ID", remediator.appid)
-    monkeypatch.setenv("REMEDIATOR_PRINCIPAL_ID", remediator.oid)
-    for name, value in {"REMEDIATION_MODE": "enforce", **env}.items():
-        monkeypatch.setenv(name, value)
-    em.seed(network(em.subscription_id))
-    em.clear_requests()
-    rt = build_runtime(Settings.from_env(), arm_options=FAST, state=InMemoryStateStore(), channels=[])
-    yield rt
-    rt.close()
-
-
 @pytest.fixture
 def repairing(arm_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
-    yield from make_runtime(arm_env, monkeypatch, SERVICE_ENDPOINT_REPAIR="true")
+    yield from remediator_runtime(
+        arm_env, monkeypatch, network(arm_env.subscription_id), retries=2, SERVICE_ENDPOINT_REPAIR="true"
+    )
 
 
 @pytest.fixture
 def default(arm_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
     monkeypatch.delenv("SERVICE_ENDPOINT_REPAIR", raising=False)
-    yield from make_runtime(arm_env, monkeypatch)
+    yield from remediator_runtime(arm_env, monkeypatch, network(arm_env.subscription_id), retries=2)
 
 
 def hpc_id(em: Emulator) -> str:
@@ -156,7 +141,14 @@ def test_without_the_setting_nothing_is_written_and_the_finding_says_why(default
 
 
 def test_audit_mode_with_repair_enabled_writes_nothing(arm_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    for rt in make_runtime(arm_env, monkeypatch, SERVICE_ENDPOINT_REPAIR="true", REMEDIATION_MODE="audit"):
+    for rt in remediator_runtime(
+        arm_env,
+        monkeypatch,
+        network(arm_env.subscription_id),
+        retries=2,
+        SERVICE_ENDPOINT_REPAIR="true",
+        REMEDIATION_MODE="audit",
+    ):
         report = rt.reconcile(None, trigger="sweep")
         assert [f.remediable for f in endpoint_findings(report, remaining=True)] == [True]
         assert writes(arm_env, ok_only=False) == []

@@ -17,19 +17,16 @@ from typing import Any
 import pytest
 
 from devtools.emulator import REMEDIATOR, Emulator
-from remediation.azure.arm import ArmOptions
 from remediation.baseline_file import load_baseline
 from remediation.commands.demo import cyclecloud_network
 from remediation.findings import FindingKind
-from remediation.settings import Settings
-from remediation.state import InMemoryStateStore
-from remediation.wiring import Runtime, build_runtime
+from remediation.wiring import Runtime
 from tests.infra.rbac_map import action_for, is_covered, role_actions
+from tests.integration.conftest import remediator_runtime
 
 pytestmark = pytest.mark.integration
 
 BASELINE = load_baseline()
-FAST = ArmOptions(retry_total=1, retry_backoff_factor=0.01, retry_backoff_max=0.05, polling_interval=0.01)
 STORAGE_WESTEUROPE = Path(__file__).resolve().parents[2] / "reference" / "service-tags" / "Storage.WestEurope.json"
 #: One concrete prefix Azure publishes for Storage.WestEurope.
 PREFIX = json.loads(STORAGE_WESTEUROPE.read_text())["properties"]["addressPrefixes"][5]
@@ -59,29 +56,17 @@ def network(sub: str) -> list[dict[str, Any]]:
     return docs
 
 
-def make_runtime(em: Emulator, monkeypatch: pytest.MonkeyPatch, **env: str) -> Iterator[Runtime]:
-    remediator = em.identities.get(REMEDIATOR)
-    monkeypatch.setenv("AZURE_CLIENT_ID", remediator.appid)
-    monkeypatch.setenv("REMEDIATOR_PRINCIPAL_ID", remediator.oid)
-    monkeypatch.setenv("REMEDIATION_MODE", "enforce")
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    em.seed(network(em.subscription_id))
-    em.clear_requests()
-    rt = build_runtime(Settings.from_env(), arm_options=FAST, state=InMemoryStateStore(), channels=[])
-    yield rt
-    rt.close()
-
-
 @pytest.fixture
 def exact(arm_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
-    yield from make_runtime(arm_env, monkeypatch, SERVICE_TAGS_LOCATION="westeurope")
+    yield from remediator_runtime(
+        arm_env, monkeypatch, network(arm_env.subscription_id), retries=1, SERVICE_TAGS_LOCATION="westeurope"
+    )
 
 
 @pytest.fixture
 def containment(arm_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
     monkeypatch.delenv("SERVICE_TAGS_LOCATION", raising=False)
-    yield from make_runtime(arm_env, monkeypatch)
+    yield from remediator_runtime(arm_env, monkeypatch, network(arm_env.subscription_id), retries=1)
 
 
 def tag_requests(em: Emulator) -> list[dict[str, Any]]:
