@@ -7,6 +7,7 @@ These are the types the engine consumes. The shipped default lives in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,6 +23,7 @@ class Role(StrEnum):
     CLUSTER = "cluster"
 
 
+@functools.cache  # pure, and asked for every NSG on every event and sweep
 def roles_from_tag(value: str, *, where: str = "") -> frozenset[Role]:
     """Parse a tag value: ``cyclecloud``, ``cluster`` or ``cyclecloud,cluster``."""
     roles: set[Role] = set()

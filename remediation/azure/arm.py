@@ -218,6 +218,8 @@ class ArmNetwork:
         self._settings = settings
         self._options = options or ArmOptions()
         self._raw_nsgs: dict[str, dict[str, Any]] = {}
+        self._parsed: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], NetworkSecurityGroup]] = {}
+        self._parsed_vnets: dict[str, tuple[str, VirtualNetwork]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -272,7 +274,7 @@ class ArmNetwork:
         managed_subnets = {s.lower() for n in nsgs.values() for s in n.subnet_ids}
         for vnet_raw in self._get_vnets_raw(vnet_ids):
             vnet_id = str(vnet_raw.get("id", ""))
-            vnets.append(parse_vnet(vnet_raw, where=vnet_id))
+            vnets.append(self._parse_vnet(vnet_raw, vnet_id))
             # NICs in managed subnets: their own NSGs also decide the flows.
             for subnet in (vnet_raw.get("properties") or {}).get("subnets") or []:
                 if str(subnet.get("id", "")).lower() not in managed_subnets:
@@ -374,7 +376,7 @@ class ArmNetwork:
 
     def _get_vnets_raw(self, vnet_ids: Mapping[str, str]) -> list[dict[str, Any]]:
         if len(vnet_ids) > self._options.vnet_list_threshold:
-            listed = self._call("list VNets", lambda: [m.as_dict() for m in self._client.virtual_networks.list_all()])
+            listed = self._list("list VNets", "virtual_networks_list_all", self._client.virtual_networks.list_all)
             return [r for r in listed if str(r.get("id", "")).lower() in vnet_ids]
         fetched = (self._get_vnet_raw(vnet_id) for vnet_id in vnet_ids.values())
         return [raw for raw in fetched if raw is not None]
@@ -403,10 +405,49 @@ class ArmNetwork:
             raws = [raw for raw in fetched if raw is not None]
         return [parse_nic(raw, where=str(raw.get("id", "NIC"))) for raw in raws]
 
+    def _parse_vnet(self, raw: dict[str, Any], vnet_id: str) -> VirtualNetwork:
+        """Parse a VNet, reusing the last parse while its etag (which every subnet write changes) holds."""
+        key, etag = vnet_id.lower(), raw.get("etag")
+        with self._lock:
+            hit = self._parsed_vnets.get(key)
+        if etag and hit is not None and hit[0] == etag:
+            return hit[1]
+        vnet = parse_vnet(raw, where=vnet_id)
+        if etag:
+            with self._lock:
+                self._parsed_vnets[key] = (str(etag), vnet)
+        return vnet
+
     def _remember(self, raw: dict[str, Any]) -> NetworkSecurityGroup:
-        nsg = parse_nsg(raw, where=str(raw.get("id", "NSG")))
+        """Parse an NSG read from ARM, reusing the last parse when ARM says nothing changed.
+
+        Every write to an NSG (rules, tags) gives it a new etag; its subnet and
+        NIC back-references are compared too, since associations are written on
+        the subnet or NIC. An event re-reads the whole subscription, so this
+        spares parsing thousands of unchanged NSGs per event.
+        """
+        key = str(raw.get("id", "")).lower()
+        props = raw.get("properties") or {}
+        etag = raw.get("etag")
+        fingerprint = (
+            (
+                str(etag),
+                tuple(str(s.get("id", "")) for s in props.get("subnets") or [] if isinstance(s, dict)),
+                tuple(str(n.get("id", "")) for n in props.get("networkInterfaces") or [] if isinstance(n, dict)),
+            )
+            if etag
+            else None
+        )
+        with self._lock:
+            hit = self._parsed.get(key)
+        if fingerprint is not None and hit is not None and hit[0] == fingerprint:
+            nsg = hit[1]
+        else:
+            nsg = parse_nsg(raw, where=str(raw.get("id", "NSG")))
         with self._lock:
             self._raw_nsgs[nsg.key] = raw
+            if fingerprint is not None:
+                self._parsed[nsg.key] = (fingerprint, nsg)
         return nsg
 
     # ------------------------------------------------------------------ writes

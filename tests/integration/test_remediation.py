@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from devtools.emulator import REMEDIATOR, Emulator
-from remediation.azure.arm import ArmOptions
 from remediation.baseline import Role
 from remediation.baseline_file import load_baseline
 from remediation.commands.demo import cyclecloud_network
@@ -24,31 +23,20 @@ from remediation.model import NetworkSecurityGroup
 from remediation.plan import RemediationPlan
 from remediation.ports import WriteResult
 from remediation.service import ReconcileReport, reconcile
-from remediation.settings import Settings
-from remediation.state import InMemoryStateStore
-from remediation.wiring import Runtime, build_runtime
+from remediation.wiring import Runtime
 from tests.infra.rbac_map import action_for, is_covered, role_actions
-from tests.integration.conftest import human_credential, network_client
+from tests.integration.conftest import human_credential, network_client, remediator_runtime
 
 pytestmark = pytest.mark.integration
 
 BASELINE = load_baseline()
 RGS = ("rg-cc-a", "rg-cc-b")
-FAST = ArmOptions(retry_total=4, retry_backoff_factor=0.01, retry_backoff_max=0.05, polling_interval=0.01)
 
 
 @pytest.fixture
 def runtime(arm_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
-    remediator = arm_env.identities.get(REMEDIATOR)
-    monkeypatch.setenv("AZURE_CLIENT_ID", remediator.appid)
-    monkeypatch.setenv("REMEDIATOR_PRINCIPAL_ID", remediator.oid)
-    monkeypatch.setenv("REMEDIATION_MODE", "enforce")
-    for rg in RGS:
-        arm_env.seed(cyclecloud_network(arm_env.subscription_id, BASELINE, resource_group=rg))
-    arm_env.clear_requests()
-    rt = build_runtime(Settings.from_env(), arm_options=FAST, state=InMemoryStateStore(), channels=[])
-    yield rt
-    rt.close()
+    docs = [d for rg in RGS for d in cyclecloud_network(arm_env.subscription_id, BASELINE, resource_group=rg)]
+    yield from remediator_runtime(arm_env, monkeypatch, docs, retries=4)
 
 
 def nsg_id(em: Emulator, rg: str, name: str) -> str:
@@ -241,3 +229,44 @@ def test_every_request_is_allowed_by_the_custom_role(runtime: Runtime, arm_env: 
     missing = {(r["method"], action_for(r["method"], r["path"])) for r in sent}
     missing = {(m, a) for m, a in missing if not is_covered(a, allowed)}
     assert missing == set()
+
+
+def test_rereads_see_rule_and_association_changes_made_on_child_resources(runtime: Runtime, arm_env: Emulator) -> None:
+    """The adapter reuses its parse of an unchanged NSG (same etag and back-references); a rule
+    written through the securityRules child API, or a subnet newly associated, must still show."""
+    sub, rg = arm_env.subscription_id, RGS[0]
+    cc = nsg_id(arm_env, rg, "nsg-cyclecloud")
+    first = runtime.source.inventory(f"/subscriptions/{sub}")
+    before = next(n for n in first.nsgs if n.key == cc.lower())
+    again = runtime.source.inventory(f"/subscriptions/{sub}")
+    assert next(n for n in again.nsgs if n.key == cc.lower()) is before, "unchanged NSG: parse reused"
+
+    with network_client(arm_env, human_credential(arm_env)) as person:
+        person.security_rules.begin_create_or_update(
+            rg,
+            "nsg-cyclecloud",
+            "PersonRule",
+            {
+                "properties": {
+                    "protocol": "Tcp",
+                    "access": "Deny",
+                    "direction": "Inbound",
+                    "priority": 300,
+                    "sourceAddressPrefix": "*",
+                    "sourcePortRange": "*",
+                    "destinationAddressPrefix": "*",
+                    "destinationPortRange": "8080",
+                }
+            },
+            polling_interval=0.01,
+        ).result()
+    after_rule = next(n for n in runtime.source.inventory(f"/subscriptions/{sub}").nsgs if n.key == cc.lower())
+    assert "PersonRule" in {r.name for r in after_rule.security_rules}
+
+    with network_client(arm_env, human_credential(arm_env)) as person:
+        vnet = person.virtual_networks.get(rg, "vnet-cyclecloud")
+        subnet = next(s for s in vnet.subnets if s.name == "hpc")
+        subnet.network_security_group = {"id": cc}
+        person.subnets.begin_create_or_update(rg, "vnet-cyclecloud", "hpc", subnet, polling_interval=0.01).result()
+    after_link = next(n for n in runtime.source.inventory(f"/subscriptions/{sub}").nsgs if n.key == cc.lower())
+    assert any(s.lower().endswith("/subnets/hpc") for s in after_link.subnet_ids)
