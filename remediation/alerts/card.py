@@ -2,11 +2,18 @@
 
 Pure. Teams refuses messages over about 28 KB, so :func:`build_message`
 shrinks the lists (ending them in "and N more") until the JSON fits.
+
+TextBlocks and FactSet values render a markdown subset, so every piece of
+operator-supplied text (rule, NSG and group names, messages, actors,
+evidence) goes through :func:`escape_markdown`: a rule called
+``Deny_Cycle_Cloud`` must not turn into italics. The card's own markup (the
+"- " of its lists) is added after escaping. ``fallbackText`` is plain text.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from remediation.alerts.render import LINK_TITLE, PRODUCT, AlertView, render
@@ -31,20 +38,43 @@ _COLOR = {
 _SHRINK_STEPS = ((15, 300), (8, 200), (3, 150), (1, 120), (0, 100))
 
 
+# Characters that start markdown anywhere in a line, and the backslash itself so
+# that a literal one does not escape the character after it.
+_INLINE_MARKDOWN = re.compile(r"([\\*_\[\]`#>])")
+# Markup that only counts at the start of a line and before a space: a "- "
+# bullet or a "1. " list item (an address such as 10.1.0.4 is no list).
+_LEADING_BULLET = re.compile(r"^(\s*)([-+])(?=\s|$)")
+_LEADING_NUMBER = re.compile(r"^(\s*\d+)\.(?=\s|$)")
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` with backslash escapes, so a TextBlock shows it literally."""
+    text = _INLINE_MARKDOWN.sub(r"\\\1", text)
+    text = _LEADING_BULLET.sub(r"\1\\\2", text)
+    return _LEADING_NUMBER.sub(r"\1\\.", text)
+
+
 def build_card(view: AlertView) -> dict[str, Any]:
     """The Adaptive Card (the attachment's ``content``) for one view."""
     color = "Good" if view.status is AlertStatus.RESOLVED else _COLOR[view.severity]
+    title, summary = escape_markdown(view.title), escape_markdown(view.summary)
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": PRODUCT, "isSubtle": True, "size": "Small", "wrap": True},
-        {"type": "TextBlock", "text": view.title, "weight": "Bolder", "size": "Medium", "color": color, "wrap": True},
-        {"type": "TextBlock", "text": view.summary, "wrap": True},
-        {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in view.facts]},
+        {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "color": color, "wrap": True},
+        {"type": "TextBlock", "text": summary, "wrap": True},
+        {"type": "FactSet", "facts": [{"title": k, "value": escape_markdown(v)} for k, v in view.facts]},
     ]
     for section in view.sections:
         body.append(
             {"type": "TextBlock", "text": section.heading, "weight": "Bolder", "wrap": True, "spacing": "Medium"}
         )
-        body.append({"type": "TextBlock", "text": "\n".join(f"- {item}" for item in section.items), "wrap": True})
+        body.append(
+            {
+                "type": "TextBlock",
+                "text": "\n".join(f"- {escape_markdown(item)}" for item in section.items),
+                "wrap": True,
+            }
+        )
     card: dict[str, Any] = {
         "type": "AdaptiveCard",
         "$schema": CARD_SCHEMA,

@@ -13,7 +13,7 @@ import pytest
 
 from remediation.alerts.card import MAX_MESSAGE_BYTES, build_message, message_bytes
 from remediation.ports import Alert, AlertStatus
-from tests.alerts.samples import CLUSTER_NSG, new_port_alert, restored_alert
+from tests.alerts.samples import CLUSTER_NSG, new_port_alert, port_blocked, restored_alert
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "reference" / "adaptive-cards" / "adaptive-card-1.5.json"
@@ -59,9 +59,9 @@ def test_new_port_blocked_card_carries_the_facts(validator: jsonschema.protocols
     assert facts["NSG"] == "nsg-cluster"
     assert facts["Resource group"] == "rg-cluster"
     assert facts["Subscription"] == "00000000-1111-2222-3333-444444444444"
-    assert facts["Finding"] == "port_blocked"
+    assert facts["Finding"] == r"port\_blocked"
     assert facts["Severity"] == "critical"
-    assert facts["Requirement"] == "amqp_5672"
+    assert facts["Requirement"] == r"amqp\_5672"  # markdown-escaped for Teams
     assert facts["Deciding rule"] == "DenyCycleCloudAmqp"
     assert facts["Changed by"] == "alice@contoso.example"
     text = texts_of(card)
@@ -121,3 +121,41 @@ def test_invalid_card_is_caught_by_the_schema(validator: jsonschema.protocols.Va
     card["body"][0]["color"] = "Purple"
     with pytest.raises(jsonschema.ValidationError):
         validator.validate(card)
+
+
+def test_operator_text_is_escaped_but_the_card_markup_is_not(validator: jsonschema.protocols.Validator) -> None:
+    # Teams renders TextBlocks and fact values as markdown: names must show literally.
+    rule = "Deny_Cycle*Cloud[1]`x`#2>"
+    finding = replace(
+        port_blocked(),
+        rule=rule,
+        message=f"outbound rule {rule} denies it",
+        reason=f"{rule} is an operator rule",
+    )
+    alert = replace(
+        new_port_alert(),
+        finding=finding,
+        title=f"Port blocked on nsg_{rule}",
+        actor="- svc_principal",
+        evidence=("1. first denial by " + rule, "C:\\share_x"),
+        needs_human=(finding.reason,),
+    )
+    message = build_message(alert)
+    assert len(message_bytes(message)) <= MAX_MESSAGE_BYTES
+    card = card_of(message)
+    validator.validate(card)
+    escaped = r"Deny\_Cycle\*Cloud\[1\]\`x\`\#2\>"
+    facts = facts_of(card)
+    assert facts["Deciding rule"] == escaped
+    assert facts["Changed by"] == r"\- svc\_principal"
+    assert facts["Requirement"] == r"amqp\_5672"
+    assert facts["Status"] == "New"  # plain text stays as it is
+    text = texts_of(card)
+    assert f"Port blocked on nsg\\_{escaped}" in text
+    assert f"outbound rule {escaped} denies it" in text
+    # The card's own list markup stays; the item's leading "1." does not start a list.
+    assert f"- 1\\. first denial by {escaped}\n- C:\\\\share\\_x" in text
+    assert f"- {escaped} is an operator rule" in text
+    assert "What still needs a human" in text
+    # Plain-text fallback is not markdown.
+    assert card["fallbackText"].endswith(f"Port blocked on nsg_{rule}")

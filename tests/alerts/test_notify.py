@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -43,7 +44,9 @@ def email(server: SmtpServer, ca: LocalCA) -> Channel:
 
 
 def titles(receiver: WebhookReceiver) -> list[str]:
-    return [p.json()["attachments"][0]["content"]["body"][1]["text"] for p in receiver.posts]
+    # The card's title is markdown-escaped; undo the backslashes to compare names.
+    texts = [p.json()["attachments"][0]["content"]["body"][1]["text"] for p in receiver.posts]
+    return [re.sub(r"\\(.)", r"\1", t) for t in texts]
 
 
 def test_new_then_quiet_then_reminder_then_resolved(
