@@ -116,6 +116,11 @@ param smtpStartTls bool = true
 @description('Hours between reminders for a finding that persists.')
 param alertReminderHours int = 24
 
+@minValue(1)
+@maxValue(3650)
+@description('Days processed Event Grid event ids and resolved alert states are kept; the sweep prunes older ones (Event Grid retries for at most 24 hours).')
+param stateRetentionDays int = 7
+
 @allowed([
   'critical'
   'high'
@@ -390,6 +395,7 @@ var remediationAppSettings = {
   STATE_TABLE_ENDPOINT: 'https://${storageAccountName}.table.${storageSuffix}/'
   STATE_CONNECTION_STRING: '' // Azurite and local runs only; in Azure the identity is used
   STATE_TABLE_PREFIX: stateTablePrefix
+  STATE_RETENTION_DAYS: string(stateRetentionDays)
   LOG_ANALYTICS_WORKSPACE_ID: evidence.outputs.customerId
   LOGS_ENDPOINT: logsEndpoint
 }

@@ -228,6 +228,11 @@ class StateStore(Protocol):
         """Insert or replace the ``current`` pairs; delete the subnets in ``forget`` (ids case-insensitive)."""
         ...
 
+    def prune(self, older_than: datetime) -> int:
+        """Delete processed event ids recorded before ``older_than`` and resolved alert states last seen
+        before it; open alert states, alert history and the audit trail are kept. Returns how many went."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Evidence:

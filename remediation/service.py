@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from remediation.assess import Assessment, EndpointRepair, assess, observed_attachments, released_attachments
@@ -374,6 +374,8 @@ def reconcile(
         except Exception as exc:  # alert delivery problems are reported, never fatal
             log.exception("alerting failed")
             report.errors.append(f"alerts: {type(exc).__name__}: {exc}")
+    if state is not None and trigger == "sweep" and not dry_run:
+        _prune(state, report, settings)
     if state is not None and trigger == "sweep":
         try:
             state.save_status({"lastSweep": report.summary()})
@@ -538,6 +540,20 @@ def _repair_endpoints(
     name = repair.subnet_id.rstrip("/").rsplit("/", 1)[-1]
     restored = tuple(f"{s} service endpoint on subnet {name!r}" for s in result.added if s.lower() not in missing)
     return Restored(nsg.id, restored, fixed)
+
+
+def _prune(state: StateStore, report: ReconcileReport, settings: Settings) -> None:
+    """Drop old event ids and resolved alert states; a failure is reported, never fatal to the sweep."""
+    assert report.finished is not None
+    cutoff = report.finished - timedelta(days=settings.state_retention_days)
+    try:
+        pruned = state.prune(cutoff)
+    except Exception as exc:
+        log.exception("pruning the state failed")
+        report.errors.append(f"prune: {type(exc).__name__}: {exc}")
+        return
+    if pruned:
+        log.info("pruned %d state entries older than %s", pruned, cutoff.isoformat())
 
 
 def _add_error(outcome: NsgOutcome, message: str) -> None:

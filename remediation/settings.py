@@ -20,6 +20,8 @@ from remediation.findings import Severity
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 DEFAULT_SWEEP_SCHEDULE = "0 */15 * * * *"
 DEFAULT_LOCKDOWN_TAG = "cyclecloud-lockdown"
+#: Event Grid retries for at most 24 hours; a week of event ids leaves a wide margin.
+DEFAULT_STATE_RETENTION_DAYS = 7
 
 #: Azure region names as ARM spells them in URLs: lower-case letters and digits (westeurope, eastus2).
 _REGION = re.compile(r"^[a-z][a-z0-9]{1,39}$")
@@ -86,6 +88,7 @@ SETTING_NAMES: dict[str, str] = {
     "STATE_TABLE_ENDPOINT": "Table Storage endpoint of the Function's storage account",
     "STATE_CONNECTION_STRING": "connection string instead (local development, Azurite)",
     "STATE_TABLE_PREFIX": "prefix of the state tables' names",
+    "STATE_RETENTION_DAYS": "days processed event ids and resolved alert states are kept (the sweep prunes older)",
     "LOG_ANALYTICS_WORKSPACE_ID": "workspace for evidence (actors, denied flows)",
     "LOGS_ENDPOINT": "Logs query endpoint (sovereign clouds, local tests)",
 }
@@ -120,6 +123,7 @@ class Settings:
     state_table_endpoint: str = ""
     state_connection_string: Secret = field(default_factory=lambda: Secret(""))
     state_table_prefix: str = "lockdown"
+    state_retention_days: int = DEFAULT_STATE_RETENTION_DAYS
     log_analytics_workspace_id: str = ""
     logs_endpoint: str = ""
 
@@ -200,6 +204,9 @@ class Settings:
             state_table_endpoint=get("STATE_TABLE_ENDPOINT"),
             state_connection_string=Secret(get("STATE_CONNECTION_STRING")),
             state_table_prefix=get("STATE_TABLE_PREFIX", "lockdown") or "lockdown",
+            state_retention_days=_int(
+                get("STATE_RETENTION_DAYS") or str(DEFAULT_STATE_RETENTION_DAYS), "STATE_RETENTION_DAYS", 1, 3650
+            ),
             log_analytics_workspace_id=get("LOG_ANALYTICS_WORKSPACE_ID"),
             logs_endpoint=logs,
         )

@@ -34,6 +34,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from remediation.alerts.policy import RESOLVED
 from remediation.errors import InputError, SettingsError, TransientError
 from remediation.findings import Severity
 from remediation.ports import AlertHistoryEntry, AlertState, AuditRecord
@@ -352,6 +353,60 @@ class TableStateStore:
             except ResourceNotFoundError:
                 continue
 
+    # -- retention ------------------------------------------------------------
+
+    def prune(self, older_than: datetime) -> int:
+        """Delete event ids recorded and resolved alert states last seen before ``older_than``.
+
+        Open alert states, the alert history and the audit trail (the record) stay.
+        """
+        cutoff = _utc(older_than)
+        events = self._table("events")
+        alerts = self._table("alerts")
+        with self._errors(events.table_name, "list old event ids"), _absent_is_empty():
+            old_events = [
+                (str(e["PartitionKey"]), str(e["RowKey"]))
+                for e in events.query_entities(
+                    "at lt @cutoff", parameters={"cutoff": cutoff}, select=["PartitionKey", "RowKey"]
+                )
+            ]
+        with self._errors(alerts.table_name, "list resolved alert states"), _absent_is_empty():
+            old_states = [
+                (str(e["PartitionKey"]), str(e["RowKey"]))
+                for e in alerts.query_entities(
+                    "PartitionKey eq @pk and status eq @status and last_seen lt @cutoff",
+                    parameters={"pk": _ALERT_PARTITION, "status": RESOLVED, "cutoff": cutoff},
+                    select=["PartitionKey", "RowKey"],
+                )
+            ]
+        return self._delete(events, old_events) + self._delete(alerts, old_states)
+
+    def _delete(self, table: TableClient, keys: Sequence[tuple[str, str]]) -> int:
+        """Delete these (partition, row) keys in per-partition transactions; how many were asked for."""
+        from azure.data.tables import TableTransactionError  # noqa: PLC0415
+
+        by_partition: dict[str, list[str]] = {}
+        for partition, row in keys:
+            by_partition.setdefault(partition, []).append(row)
+        deleted = 0
+        for partition, rows in sorted(by_partition.items()):
+            for start in range(0, len(rows), _BATCH):
+                chunk = rows[start : start + _BATCH]
+                operations = [("delete", {"PartitionKey": partition, "RowKey": row}) for row in chunk]
+                with self._errors(table.table_name, "prune"):
+                    try:
+                        table.submit_transaction(operations)
+                    except TableTransactionError:
+                        pass  # a row went meanwhile (forget_event, another sweep): go one by one
+                    else:
+                        deleted += len(chunk)
+                        continue
+                for row in chunk:
+                    with self._errors(table.table_name, "prune"):
+                        table.delete_entity(partition_key=partition, row_key=row)  # quiet when already gone
+                    deleted += 1
+        return deleted
+
 
 def _subnet_key(subnet_id: str) -> str:
     return hashlib.sha256(subnet_id.lower().encode("utf-8")).hexdigest()
@@ -497,3 +552,14 @@ class InMemoryStateStore:
                 self._attachments.pop(subnet_id.lower(), None)
             for subnet_id, nsg_id in current.items():
                 self._attachments[subnet_id.lower()] = (subnet_id, nsg_id, at)
+
+    def prune(self, older_than: datetime) -> int:
+        cutoff = _utc(older_than)
+        with self._lock:
+            events = [e for e, at in self._events.items() if _utc(at) < cutoff]
+            states = [fp for fp, s in self._alerts.items() if s.status == RESOLVED and _utc(s.last_seen) < cutoff]
+            for event_id in events:
+                del self._events[event_id]
+            for fp in states:
+                del self._alerts[fp]
+        return len(events) + len(states)

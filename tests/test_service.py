@@ -13,7 +13,7 @@ import itertools
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,7 @@ class MemoryState:
         self.status: dict[str, Any] | None = None
         self.forgotten: list[str] = []
         self.attached: dict[str, str] = {}
+        self.pruned: list[datetime] = []
 
     def seen_event(self, event_id: str) -> bool:
         seen = event_id in self.events
@@ -142,6 +143,10 @@ class MemoryState:
         for subnet in forget:
             self.attached.pop(subnet, None)
         self.attached.update(current)
+
+    def prune(self, older_than: datetime) -> int:
+        self.pruned.append(older_than)
+        return 0
 
 
 class RecordingNotifier:
@@ -496,3 +501,39 @@ def test_a_lost_rule_is_alerted_once_and_never_resolved_by_the_next_sweep() -> N
     assert "AllowAzureRM" in honest.rules(CC)
     about_the_loss = [a for a in inbox.alerts if a.finding is not None and "gone after" in a.finding.message]
     assert about_the_loss == []  # no "resolved", no reminder, no second alert
+
+
+def test_a_sweep_prunes_state_older_than_the_retention() -> None:
+    clock = [NOW - timedelta(days=8)]
+    store = InMemoryStateStore(clock=lambda: clock[0])
+    assert not store.seen_event("old-event")
+    clock[0] = NOW - timedelta(days=6)
+    assert not store.seen_event("recent-event")
+    report = run(network(), state=store)
+    assert report.ok, report.errors
+    assert store.seen_event("recent-event"), "kept: younger than 7 days"
+    assert not store.seen_event("old-event"), "pruned: older than 7 days"
+
+
+def test_the_retention_setting_and_the_trigger_decide_what_is_pruned() -> None:
+    state = MemoryState()
+    run(network(), state=state, settings=replace(SETTINGS, state_retention_days=2))
+    assert state.pruned == [NOW - timedelta(days=2)]
+    run(network(), state=state, trigger="http")
+    run(network(), state=state, dry_run=True)
+    assert state.pruned == [NOW - timedelta(days=2)], "only a real sweep prunes"
+
+
+class UnprunableState(MemoryState):
+    def prune(self, older_than: datetime) -> int:
+        raise OSError("events table unreachable")
+
+
+def test_a_pruning_failure_is_reported_and_the_sweep_completes() -> None:
+    arm = network(broken="nsg-cyclecloud-missing-storage.json")
+    state = UnprunableState()
+    report = run(arm, state=state)
+    assert arm.puts == [CC], "remediation went on"
+    assert report.errors == ["prune: OSError: events table unreachable"]
+    assert state.status is not None
+    assert state.status["lastSweep"]["errors"] == ["prune: OSError: events table unreachable"]

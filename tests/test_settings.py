@@ -45,3 +45,16 @@ def test_refresh_hours_must_be_a_positive_number(given: str, message: str) -> No
 
 def test_the_new_settings_are_named() -> None:
     assert {"SERVICE_TAGS_LOCATION", "SERVICE_TAGS_REFRESH_HOURS"} <= set(SETTING_NAMES)
+
+
+def test_state_retention_is_a_week_by_default() -> None:
+    assert Settings.from_env({}).state_retention_days == 7
+    assert Settings.from_env({"STATE_RETENTION_DAYS": " 30 "}).state_retention_days == 30
+    assert "STATE_RETENTION_DAYS" in SETTING_NAMES
+
+
+@pytest.mark.parametrize(("given", "message"), [("0", "must be between 1"), ("-3", "must be between 1"),
+                                                ("1.5", "not an integer"), ("week", "not an integer")])  # fmt: skip
+def test_state_retention_must_be_a_positive_whole_number_of_days(given: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=f"STATE_RETENTION_DAYS: {message}"):
+        Settings.from_env({"STATE_RETENTION_DAYS": given})

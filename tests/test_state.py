@@ -195,6 +195,69 @@ def test_alert_history_newest_first(store: StateStore) -> None:
     assert len(store.alert_history(fp, limit=2)) == 2
 
 
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@pytest.fixture(params=["memory", "azurite"])
+def clocked(request: pytest.FixtureRequest) -> tuple[StateStore, Clock]:
+    clock = Clock(T0)
+    if request.param == "memory":
+        return InMemoryStateStore(clock=clock), clock
+    settings = Settings(
+        state_connection_string=Secret(request.getfixturevalue("azurite")),
+        state_table_prefix="t" + uuid.uuid4().hex[:12],
+    )
+    return TableStateStore.from_settings(settings, clock=clock), clock
+
+
+def test_prune_drops_old_event_ids_and_resolved_states_only(clocked: tuple[StateStore, Clock]) -> None:
+    store, clock = clocked
+    clock.at = T0 - timedelta(days=10)
+    old_ids = [f"old-{i}" for i in range(130)]  # spread over many partitions, some holding several
+    for event_id in old_ids:
+        assert not store.seen_event(event_id)
+    clock.at = T0 - timedelta(days=1)
+    assert not store.seen_event("recent")
+    old = T0 - timedelta(days=9)
+    store.save_alert_states(
+        [
+            state("a" * 32, status="resolved", last_seen=old),
+            state("b" * 32, status="resolved", last_seen=T0 - timedelta(days=2)),
+            state("c" * 32, status="open", first_seen=old, last_seen=old),  # open: kept, however old
+        ]
+    )
+    store.record_audit(audit(old))
+    store.record_alert(
+        AlertHistoryEntry(at=old, fingerprint="a" * 32, status="resolved", severity=Severity.HIGH, title="t")
+    )
+    clock.at = T0
+
+    assert store.prune(T0 - timedelta(days=7)) == len(old_ids) + 1
+    assert sorted(store.alert_states()) == ["b" * 32, "c" * 32]
+    assert [r.at for r in store.audit_trail()] == [old], "the audit trail is the record: kept"
+    assert [h.title for h in store.alert_history("a" * 32)] == ["t"]
+    assert store.seen_event("recent") is True
+    assert store.seen_event(old_ids[0]) is False, "forgotten, so recorded afresh"
+    assert store.prune(T0 - timedelta(days=7)) == 0
+
+
+def test_prune_survives_rows_gone_meanwhile(azurite: str) -> None:
+    # A batch holding a row deleted meanwhile (forget_event, a parallel sweep) is retried row by row.
+    store = table_store(azurite)
+    for event_id in ("e1", "e2", "e3"):
+        store.seen_event(event_id)
+    events = store._table("events")
+    keys = [(str(e["PartitionKey"]), str(e["RowKey"])) for e in events.list_entities()]
+    gone = (keys[0][0], "0" * 64)  # same partition as a real row, so their transaction fails
+    store._delete(events, [*keys, gone])  # no error: a row already gone is what pruning wants
+    assert list(events.list_entities()) == []
+
+
 def test_tables_are_created_if_absent_and_reused(azurite: str) -> None:
     prefix = "t" + uuid.uuid4().hex[:12]
     first = table_store(azurite, prefix)
