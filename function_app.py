@@ -129,9 +129,13 @@ def reconcile_http(req: func.HttpRequest) -> func.HttpResponse:
 @app.function_name("status")
 @app.route(route="status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def status(req: func.HttpRequest) -> func.HttpResponse:
-    """The last sweep's time and results, and the recent audit trail."""
+    """The last sweep's time and results, the service-tag model in force, and the recent audit trail."""
     rt = runtime()
-    body: dict[str, Any] = {"mode": rt.settings.mode.value, "subscription": rt.settings.subscription_id}
+    body: dict[str, Any] = {
+        "mode": rt.settings.mode.value,
+        "subscription": rt.settings.subscription_id,
+        "serviceTags": rt.describe_tags(),
+    }
     if rt.state is None:
         body.update(lastSweep=None, auditTrail=[], note="no state store configured")
         return _json(200, body)

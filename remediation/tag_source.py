@@ -64,6 +64,19 @@ class ServiceTagsCache:
         """The ``changeNumber`` of the answer the current model was built from."""
         return self._change_number
 
+    def describe(self) -> dict[str, Any]:
+        """What this cache holds, for a status page; never fetches."""
+        with self._lock:
+            model = self._model
+            return {
+                "where": self._where,
+                "exact": model is not None,
+                "changeNumber": self._change_number,
+                "loadedAt": self.loaded_at.isoformat() if self.loaded_at else None,
+                "lastError": self.last_error,
+                "tags": len(model.prefixes) if model is not None else 0,
+            }
+
     def current(self) -> TagModel | None:
         with self._lock:
             now = self._clock()

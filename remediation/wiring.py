@@ -58,6 +58,30 @@ class Runtime:
             return self.tag_source.current()
         return self.tags
 
+    def describe_tags(self) -> dict[str, Any]:
+        """Which service-tag model is in force, for the status page; never fetches.
+
+        ``source`` is what is configured (``containment``, ``file`` or ``api``);
+        ``exact`` whether exact addresses are in force now (the API's first
+        load may have failed, leaving containment).
+        """
+        if self.tag_source is not None:
+            cache = self.tag_source.describe()
+            return {
+                "source": "api",
+                "exact": cache["exact"],
+                "location": self.settings.service_tags_location,
+                "changeNumber": cache["changeNumber"],
+                "loadedAt": cache["loadedAt"],
+                "lastError": cache["lastError"],
+                "tags": cache["tags"],
+            }
+        if self.settings.service_tags_path:
+            prefixes = self.tags.prefixes if isinstance(self.tags, TagModel) else {}
+            path = self.settings.service_tags_path
+            return {"source": "file", "exact": bool(prefixes), "path": path, "tags": len(prefixes)}
+        return {"source": "containment", "exact": False}
+
     def _adapters(self, overrides: dict[str, Any]) -> dict[str, Any]:
         adapters: dict[str, Any] = {
             "source": self.source,

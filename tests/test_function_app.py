@@ -13,7 +13,9 @@ import copy
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -39,6 +41,7 @@ BASE = f"/subscriptions/{SUB}/resourceGroups/{RESOURCE_GROUP}/providers/Microsof
 CC = f"{BASE}/networkSecurityGroups/nsg-cyclecloud"
 FAST = ArmOptions(retry_total=2, retry_backoff_factor=0.01, retry_backoff_max=0.05, polling_interval=0.01)
 BASELINE = load_baseline()
+STORAGE_WESTEUROPE = Path(__file__).resolve().parents[1] / "reference" / "service-tags" / "Storage.WestEurope.json"
 
 
 def user_code(name: str) -> Callable[..., Any]:
@@ -273,3 +276,72 @@ def test_http_reconcile_bad_input(app: dict[str, Any], body: Any, raw: bytes | N
     assert response.status_code == status
     assert message in json.loads(response.get_body())["error"]
     assert arm_calls(app["em"]) == []
+
+
+def get_status() -> dict[str, Any]:
+    response = user_code("status")(func.HttpRequest(method="GET", url="/api/status", body=b"", params={}))
+    assert response.status_code == 200
+    body: dict[str, Any] = json.loads(response.get_body())
+    return body
+
+
+@contextmanager
+def runtime_with(monkeypatch: pytest.MonkeyPatch, **env: str) -> Iterator[None]:
+    """The app's runtime rebuilt with extra settings (the ``app`` fixture restores its own afterwards)."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    rt = build_runtime(Settings.from_env(), arm_options=FAST, state=InMemoryStateStore(), channels=[])
+    function_app.set_runtime(rt)
+    try:
+        yield
+    finally:
+        rt.close()
+
+
+def test_status_says_tags_are_judged_by_containment_by_default(app: dict[str, Any]) -> None:
+    assert get_status()["serviceTags"] == {"source": "containment", "exact": False}
+
+
+def test_status_names_the_service_tags_file(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    path = str(STORAGE_WESTEUROPE)
+    with runtime_with(monkeypatch, SERVICE_TAGS_PATH=path):
+        assert get_status()["serviceTags"] == {"source": "file", "exact": True, "path": path, "tags": 1}
+
+
+def test_status_shows_the_service_tags_api_model_once_loaded(
+    app: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with runtime_with(monkeypatch, SERVICE_TAGS_LOCATION="westeurope"):
+        before = get_status()["serviceTags"]
+        assert before == {
+            "source": "api",
+            "exact": False,
+            "location": "westeurope",
+            "changeNumber": None,
+            "loadedAt": None,
+            "lastError": None,
+            "tags": 0,
+        }, "the status page itself never fetches"
+        assert not [r for r in app["em"].requests() if r["path"].lower().endswith("/servicetags")]
+        user_code("sweep")(TimerRequest(past_due=False))
+        after = get_status()["serviceTags"]
+        assert after["source"] == "api"
+        assert after["exact"] is True
+        assert after["location"] == "westeurope"
+        assert after["changeNumber"]
+        assert after["tags"] > 1
+        assert after["lastError"] is None
+        assert (datetime.now(UTC) - datetime.fromisoformat(after["loadedAt"])).total_seconds() < 60
+
+
+def test_status_reports_a_failed_service_tags_load(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    em = app["em"]
+    fault = em.faults.add(kind="status", method="GET", path="serviceTags", status=503, times=None)
+    try:
+        with runtime_with(monkeypatch, SERVICE_TAGS_LOCATION="westeurope"):
+            user_code("sweep")(TimerRequest(past_due=False))
+            tags = get_status()["serviceTags"]
+    finally:
+        em.faults.remove(fault.id)
+    assert (tags["source"], tags["exact"], tags["loadedAt"], tags["changeNumber"]) == ("api", False, None, None)
+    assert "503" in (tags["lastError"] or ""), tags["lastError"]
