@@ -380,7 +380,9 @@ def parse_nsg(raw: object, *, where: str, path: str = "") -> NetworkSecurityGrou
     """An NSG with its rules; Azure's default rules are synthesised when the input omits them."""
     obj = _Obj(raw, where=where, path=path, what="a network security group")
     name, resource_id = _name_and_id(obj, "network security group")
-    rules = tuple(parse_rule(item, where=where, path=p) for p, item in obj.items("securityRules"))
+    placed = [(p, parse_rule(item, where=where, path=p)) for p, item in obj.items("securityRules")]
+    _check_unique(placed, where)
+    rules = tuple(rule for _, rule in placed)
     defaults = tuple(
         parse_rule(item, where=where, path=p, default=True) for p, item in obj.items("defaultSecurityRules")
     )
@@ -395,6 +397,23 @@ def parse_nsg(raw: object, *, where: str, path: str = "") -> NetworkSecurityGrou
         nic_ids=obj.ref_ids("networkInterfaces"),
         etag=obj.text("etag") or None,
     )
+
+
+def _check_unique(placed: list[tuple[str, SecurityRule]], where: str) -> None:
+    """ARM never holds two rules of one name, or of one priority and direction: such input is not an NSG."""
+    names: dict[str, SecurityRule] = {}
+    slots: dict[tuple[str, int], SecurityRule] = {}
+    for path, rule in placed:
+        if names.setdefault(rule.name.lower(), rule) is not rule:
+            raise _fail(where, path, f"a second rule named {rule.name!r} (ARM rule names are unique, ignoring case)")
+        holder = slots.setdefault((rule.direction.value, rule.priority), rule)
+        if holder is not rule:
+            raise _fail(
+                where,
+                path,
+                f"rule {rule.name!r} shares priority {rule.priority} {rule.direction.value} with {holder.name!r} "
+                "(ARM refuses this: SecurityRuleConflict)",
+            )
 
 
 def _tags(obj: _Obj) -> dict[str, str]:

@@ -584,3 +584,42 @@ def test_a_lone_rule_is_refused_with_advice() -> None:
 def test_empty_list_is_an_empty_inventory() -> None:
     inventory = parse_document([], where="e.json")
     assert inventory.nsgs == inventory.vnets == inventory.nics == ()
+
+
+# --------------------------------------------------------------------------- what ARM itself refuses
+
+
+def _nsg_with(*rules: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/n",
+        "name": "n",
+        "properties": {"securityRules": list(rules)},
+    }
+
+
+def test_two_rules_on_one_priority_and_direction_are_refused_naming_both() -> None:
+    other = arm_rule(destinationAddressPrefix="AzureMonitor")
+    other["name"] = "Second"
+    with pytest.raises(InputError) as caught:
+        parse_nsg(_nsg_with(arm_rule(), other), where="nsg.json")
+    message = str(caught.value)
+    assert "nsg.json: properties.securityRules[1]" in message
+    assert "'Second' shares priority 100 Outbound with 'AllowAzureStorage'" in message
+    assert "SecurityRuleConflict" in message
+
+
+def test_same_priority_in_the_other_direction_is_fine() -> None:
+    inbound = arm_rule(direction="Inbound")
+    inbound["name"] = "In100"
+    nsg = parse_nsg(_nsg_with(arm_rule(), inbound), where="nsg.json")
+    assert [r.name for r in nsg.security_rules] == ["AllowAzureStorage", "In100"]
+
+
+def test_two_rules_with_one_name_are_refused_whatever_the_case() -> None:
+    twin = arm_rule(priority=200)
+    twin["name"] = "allowazurestorage"
+    with pytest.raises(InputError, match=r"securityRules\[1\]: a second rule named 'allowazurestorage'"):
+        parse_nsg(_nsg_with(arm_rule(), twin), where="nsg.json")
+    identical = copy.deepcopy(arm_rule())
+    with pytest.raises(InputError, match="a second rule named"):
+        parse_nsg(_nsg_with(arm_rule(), identical), where="nsg.json")
