@@ -9,7 +9,20 @@ from pathlib import Path
 
 import pytest
 
-CORE = ["model", "parse", "tags", "evaluate", "network", "baseline", "review", "findings", "plan", "assess", "errors"]
+CORE = [
+    "model",
+    "parse",
+    "tags",
+    "evaluate",
+    "network",
+    "baseline",
+    "review",
+    "findings",
+    "plan",
+    "assess",
+    "errors",
+    "scope",
+]
 FORBIDDEN_IMPORTS = ("azure", "os", "socket", "subprocess", "requests", "urllib", "http", "pathlib", "shutil")
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,3 +49,15 @@ def test_importing_the_core_loads_no_azure_package() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == ""
+
+
+def test_the_service_knows_protocols_not_adapters() -> None:
+    """service.py may use the core, the ports and event parsing; never an SDK client or a concrete adapter."""
+    tree = ast.parse((ROOT / "remediation" / "service.py").read_text())
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+    } | {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    adapters = {"remediation.azure.arm", "remediation.azure.evidence", "remediation.state", "remediation.wiring"}
+    assert not {m for m in imported if m.startswith("azure.") or m == "azure"}, imported
+    assert not imported & adapters, imported & adapters
+    assert not {m for m in imported if m.startswith("remediation.alerts")}, imported
