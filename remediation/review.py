@@ -210,7 +210,8 @@ class NsgReview:
             return []
         culprits = [d.rule for d in verdict.decisions if d.access is not req.rule.access and d.rule is not named]
         custom_culprit = next((r for r in culprits if not r.is_default), None)
-        what = f"{wrong.describe()} ({req.rule.access.value.lower()} required by {req.name})"
+        where = ",".join(a.to_arm() for a in req.rule.destinations)
+        what = f"{wrong.describe()} to {where} ({req.rule.access.value.lower()} required by {req.name})"
         if named is not None and self._equivalent(named, req):
             culprit = custom_culprit or (culprits[0] if culprits else None)
             if culprit is not None and self.baseline.owns(culprit.name):
