@@ -20,10 +20,7 @@ the waits ARM asks for while an operation runs (Retry-After between polls) count
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -45,6 +42,7 @@ from azure.core.pipeline.transport import RequestsTransport  # noqa: E402
 from azure.mgmt.network import NetworkManagementClient  # noqa: E402
 
 import function_app  # noqa: E402
+from benchmarks._child import emulator_child  # noqa: E402
 from benchmarks.bench_sweep import runtime  # noqa: E402
 from remediation.azure.arm import ArmNetwork, ArmOptions  # noqa: E402
 from remediation.settings import Settings  # noqa: E402
@@ -117,26 +115,14 @@ class _Token:
 
 @contextmanager
 def emulated_network(extra_nsgs: int) -> Iterator[dict[str, Any]]:
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(extra_nsgs), str(ROOT), SUB],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert child.stdout is not None
-    assert child.stdin is not None
-    saved = dict(os.environ)
-    try:
-        info = json.loads(child.stdout.readline())
-        os.environ.update(info["env"])
-        os.environ.update({"REMEDIATION_MODE": "enforce", "LOCKDOWN_TAG": "cyclecloud-lockdown"})
+    with emulator_child(
+        _CHILD,
+        str(extra_nsgs),
+        str(ROOT),
+        SUB,
+        settings={"REMEDIATION_MODE": "enforce", "LOCKDOWN_TAG": "cyclecloud-lockdown"},
+    ) as info:
         yield info
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        child.stdin.close()
-        child.wait(timeout=30)
 
 
 def human_event(info: dict[str, Any], operation: str, resource: str) -> func.EventGridEvent:

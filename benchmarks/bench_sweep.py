@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import os
 import pstats
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -40,6 +38,7 @@ if str(ROOT) not in sys.path:
 
 from azure.mgmt.network import NetworkManagementClient  # noqa: E402 - after the path fix-up above
 
+from benchmarks._child import emulator_child  # noqa: E402
 from remediation.azure.arm import ArmOptions, default_credential  # noqa: E402
 from remediation.baseline import Role  # noqa: E402
 from remediation.baseline_file import load_baseline  # noqa: E402
@@ -136,31 +135,10 @@ def subscription_docs(count: int, subscription: str = SUB, *, cyclecloud: bool =
 def emulated_subscription(count: int, page_size: int = 100) -> Iterator[dict[str, Any]]:
     """An emulator in a child process holding :func:`subscription_docs`; this process's environment
     points at it (as the Function app's would at ARM) for the duration."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(count), str(ROOT), str(page_size)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert child.stdout is not None
-    assert child.stdin is not None
-    saved = dict(os.environ)
-    try:
-        line = child.stdout.readline()
-        if not line:
-            raise RuntimeError("the emulator child process did not start")
-        info = json.loads(line)
-        for name in ("AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT"):
-            os.environ.pop(name, None)
-        os.environ.update(info["env"])
-        os.environ.update({"REMEDIATION_MODE": "enforce", "LOCKDOWN_TAG": TAG})
+    with emulator_child(
+        _CHILD, str(count), str(ROOT), str(page_size), settings={"REMEDIATION_MODE": "enforce", "LOCKDOWN_TAG": TAG}
+    ) as info:
         yield info
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        child.stdin.close()
-        child.wait(timeout=30)
 
 
 def runtime() -> Any:
