@@ -29,6 +29,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from operator import attrgetter
 
 from remediation.model import (
     ANY_PORT,
@@ -99,10 +100,34 @@ _PUBLIC_V6 = ipaddress.ip_network("2000::/3")
 Interval = tuple[int, int]  # [low, high) on the address line
 
 
+_PREFIX_INTERVALS: dict[str, Interval] = {}
+_PREFIX_INTERVALS_MAX = 1 << 16
+
+
+def _prefix_interval(prefix: Prefix) -> Interval:
+    """``_interval`` of a prefix, remembered by its text (the same text is the same network).
+
+    A sweep meets the same few thousand prefixes in every NSG it reviews; the
+    dictionary is emptied when it grows past its bound rather than kept in order.
+    """
+    text = prefix.text
+    if not text:
+        return _interval(prefix.network)
+    found = _PREFIX_INTERVALS.get(text)
+    if found is None:
+        if len(_PREFIX_INTERVALS) >= _PREFIX_INTERVALS_MAX:
+            _PREFIX_INTERVALS.clear()
+        found = _PREFIX_INTERVALS[text] = _interval(prefix.network)
+    return found
+
+
 def _interval(net: IPNetwork) -> Interval:
-    low = int(net.network_address) + (_V6_OFFSET if net.version == 6 else 0)
     # 1 << host bits, not net.num_addresses: the same number, without ipaddress's slow path.
-    return low, low + (1 << (net.max_prefixlen - net.prefixlen))
+    if isinstance(net, ipaddress.IPv4Network):
+        low = int(net.network_address)
+        return low, low + (1 << (32 - net.prefixlen))
+    low = int(net.network_address) + _V6_OFFSET
+    return low, low + (1 << (128 - net.prefixlen))
 
 
 def _subtract(intervals: Sequence[Interval], holes: Sequence[Interval]) -> list[Interval]:
@@ -190,7 +215,9 @@ class Universe:
         ports: Iterable[PortRange],
     ) -> None:
         self.ctx = ctx
-        addresses = set(addresses)
+        # Deduplicated by identity, not equality: parsing shares one object per spelling,
+        # and hashing a Prefix is Python code; a duplicate only adds the same points again.
+        addresses = {id(a): a for a in addresses}.values()
         atoms: set[str] = {"internet", "virtualnetwork", "azureloadbalancer"}
         self._exact_tags: dict[str, tuple[IPNetwork, ...]] = {}
         points: set[int] = {0, _V6_OFFSET, _LINE_END}
@@ -212,7 +239,9 @@ class Universe:
                     for net in members:
                         points.update(_interval(net))
             elif isinstance(addr, Prefix):
-                points.update(_interval(addr.network))
+                low, high = _prefix_interval(addr)
+                points.add(low)
+                points.add(high)
         for net in ctx.vnet_prefixes:
             points.update(_interval(net))
         for members in ctx.asg_members.values():
@@ -239,8 +268,10 @@ class Universe:
         port_points.update((ANY_PORT.low, ANY_PORT.high + 1))
         self._port_points = sorted(port_points)
         self.all_ports = (1 << (len(self._port_points) - 1)) - 1
-        self._address_cache: dict[Address, int] = {}
-        self._port_cache: dict[PortRange, int] = {}
+        # Masks by object id, the object kept alongside so its id stays unique: rules share
+        # their address and port objects, and hashing those dataclasses is Python code.
+        self._address_cache: dict[int, tuple[Address, int]] = {}
+        self._port_cache: dict[int, tuple[PortRange, int]] = {}
         # Rule cubes by object id (the rule is kept alongside, so its id stays unique):
         # a review evaluates the same rules many times, and hashing a rule costs more.
         self._rule_cache: dict[int, tuple[SecurityRule, Cube]] = {}
@@ -284,10 +315,10 @@ class Universe:
         return mask << self._seg_shift
 
     def address_mask(self, addr: Address) -> int:
-        cached = self._address_cache.get(addr)
-        if cached is None:
-            cached = self._address_cache[addr] = self._compute_address_mask(addr)
-        return cached
+        cached = self._address_cache.get(id(addr))
+        if cached is None or cached[0] is not addr:
+            cached = self._address_cache[id(addr)] = (addr, self._compute_address_mask(addr))
+        return cached[1]
 
     def _compute_address_mask(self, addr: Address) -> int:
         if isinstance(addr, AnyAddress):
@@ -297,7 +328,7 @@ class Universe:
             if net.prefixlen == 0:
                 # A /0 covers every tag and ASG: whatever they hold is some address.
                 return (self._v4_all if net.version == 4 else self._v6_all) | self.all_atoms
-            return self._intervals_mask([_interval(net)])
+            return self._intervals_mask([_prefix_interval(addr)])
         if isinstance(addr, Asg):
             members = self.ctx.asg_members.get(addr.key)
             if members is None:
@@ -327,13 +358,13 @@ class Universe:
         return mask
 
     def port_mask(self, port: PortRange) -> int:
-        cached = self._port_cache.get(port)
-        if cached is None:
+        cached = self._port_cache.get(id(port))
+        if cached is None or cached[0] is not port:
             points = self._port_points
             i = bisect_left(points, port.low)
             j = bisect_left(points, port.high + 1)
-            cached = self._port_cache[port] = ((1 << (j - i)) - 1) << i
-        return cached
+            cached = self._port_cache[id(port)] = (port, ((1 << (j - i)) - 1) << i)
+        return cached[1]
 
     def addresses_mask(self, addresses: Iterable[Address]) -> int:
         mask = 0
@@ -431,13 +462,6 @@ def _intersect(a: Cube, b: Cube) -> Cube | None:
     return c if _nonempty(c) else None
 
 
-def _cube_minus(a: Cube, b: Cube) -> list[Cube]:
-    """``a - b`` as disjoint cubes (at most five)."""
-    if _intersect(a, b) is None:
-        return [a]
-    return _split_off(a, b)
-
-
 def _split_off(a: Cube, b: Cube) -> list[Cube]:
     """``a - b`` for cubes known to overlap."""
     out: list[Cube] = []
@@ -489,9 +513,14 @@ class FlowSet:
         self._check(other)
         remaining = list(self.cubes)
         for b in other.cubes:
+            b0, b1, b2, b3, b4 = b
             nxt: list[Cube] = []
             for a in remaining:
-                nxt.extend(_cube_minus(a, b))
+                # Split only the cubes ``b`` overlaps; the rest stay whole.
+                if a[0] & b0 and a[1] & b1 and a[2] & b2 and a[3] & b3 and a[4] & b4:
+                    nxt.extend(_split_off(a, b))
+                else:
+                    nxt.append(a)
             remaining = nxt
             if not remaining:
                 break
@@ -499,7 +528,10 @@ class FlowSet:
 
     def __or__(self, other: FlowSet) -> FlowSet:
         self._check(other)
-        return FlowSet(self.universe, self.cubes + (other - self).cubes)
+        extra = (other - self).cubes
+        # ``self`` itself when ``other`` adds nothing: callers may then recognise the
+        # union as one of its parts (a review's Internet question is its whole cover).
+        return FlowSet(self.universe, self.cubes + extra) if extra else self
 
     def issubset(self, other: FlowSet) -> bool:
         return (self - other).is_empty
@@ -597,10 +629,12 @@ def evaluate_rules(
     allowed: list[Cube] = []
     denied: list[Cube] = []
     b0, b1, b2, b3, b4 = _bounds(remaining)
+    rule_cache = universe._rule_cache
     for rule in rules:
         if not remaining:
             break
-        rc = universe.rule_cube(rule)
+        known = rule_cache.get(id(rule))
+        rc = known[1] if known is not None and known[0] is rule else universe.rule_cube(rule)
         r0, r1, r2, r3, r4 = rc
         # A rule missing the bounding box of what is left matches none of it: most
         # rules of an NSG miss most questions, so this skips the per-cube work.
@@ -635,15 +669,32 @@ def restrict(verdict: FlowVerdict, query: FlowSet) -> FlowVerdict:
     rules serves many questions.
     """
     universe = query.universe
+    wanted = query.cubes
+    q0, q1, q2, q3, q4 = _bounds(wanted)
     decisions: list[Decision] = []
     allowed: list[Cube] = []
     denied: list[Cube] = []
+    rule_cube = universe.rule_cube
     for d in verdict.decisions:
-        part = d.flows & query
-        if part.is_empty:
+        # A decision's flows lie inside its rule's cube: a rule missing the query's
+        # bounding box decides none of it (most rules, for a narrow question).
+        r0, r1, r2, r3, r4 = rule_cube(d.rule)
+        if not (r0 & q0 and r1 & q1 and r2 & q2 and r3 & q3 and r4 & q4):
             continue
-        decisions.append(Decision(d.rule, part, d.nsg_id))
-        (allowed if d.rule.access is Access.ALLOW else denied).extend(part.cubes)
+        # FlowSet.__and__, inlined with the query's bounding box computed once: a review
+        # narrows a dozen decisions to each of its questions.
+        part: list[Cube] = []
+        for a0, a1, a2, a3, a4 in d.flows.cubes:
+            if not (a0 & q0 and a1 & q1 and a2 & q2 and a3 & q3 and a4 & q4):
+                continue
+            for b0, b1, b2, b3, b4 in wanted:
+                c0, c1, c2, c3, c4 = a0 & b0, a1 & b1, a2 & b2, a3 & b3, a4 & b4
+                if c0 and c1 and c2 and c3 and c4:
+                    part.append((c0, c1, c2, c3, c4))
+        if not part:
+            continue
+        decisions.append(Decision(d.rule, FlowSet(universe, tuple(part)), d.nsg_id))
+        (allowed if d.rule.access is Access.ALLOW else denied).extend(part)
     a, dn = FlowSet(universe, tuple(allowed)), FlowSet(universe, tuple(denied))
     return FlowVerdict(_verdict(a, dn), tuple(decisions), a, dn)
 
@@ -669,9 +720,13 @@ def evaluate_nsg(
     return evaluate_rules(universe, universe.ordered(nsg.security_rules, direction), query, nsg.id)
 
 
+_priority = attrgetter("priority")
+
+
 def ordered_rules(custom: Iterable[SecurityRule], direction: Direction) -> tuple[SecurityRule, ...]:
     """Custom rules of ``direction`` by priority, then Azure's default rules."""
-    chosen = sorted((r for r in custom if r.direction is direction and not r.is_default), key=lambda r: r.priority)
+    chosen = [r for r in custom if r.direction is direction and not r.is_default]
+    chosen.sort(key=_priority)
     return (*chosen, *(r for r in DEFAULT_RULES if r.direction is direction))
 
 

@@ -65,6 +65,7 @@ def build_plan(review: NsgReview) -> RemediationPlan:
     added: list[SecurityRule] = []
     replaced: list[SecurityRule] = []
     ordered = sorted(review.requirements, key=lambda r: (r.rule.direction.value, r.rule.priority))
+    current = nsg  # the NSG holding ``rules``: one object per rule list, so the review's caches hit
     changed = True
     while changed:
         # Restoring one rule can break a requirement judged before it: with both
@@ -76,8 +77,9 @@ def build_plan(review: NsgReview) -> RemediationPlan:
         for req in ordered:
             if review.portion(req).is_empty:
                 continue
-            named = next((r for r in rules if r.name.lower() == req.name.lower()), None)
-            if review.satisfied(_with_rules(nsg, rules), req) and (named is None or _may_stay(review, named, req)):
+            wanted_name = req.name.lower()
+            named = next((r for r in rules if r.name.lower() == wanted_name), None)
+            if review.satisfied(current, req) and (named is None or _may_stay(review, named, req)):
                 continue  # met, and no rule under our name was widened
             if named is not None and _same_match(named, req.rule) and named.access is req.rule.access:
                 continue  # present and intact but overridden: shadowed, nothing of ours to restore
@@ -86,9 +88,10 @@ def build_plan(review: NsgReview) -> RemediationPlan:
             if placed is None:
                 continue
             after = [*without, placed] if named is None else [placed if r is named else r for r in rules]
-            if named is not None and _widens(review, _with_rules(nsg, rules), _with_rules(nsg, after), named, placed):
+            planned = _with_rules(nsg, after)
+            if named is not None and _widens(review, current, planned, named, placed):
                 continue  # the drifted rule also denies what ours would not: leave it to a person
-            rules = after
+            rules, current = after, planned
             added.append(placed)
             if named is not None:
                 replaced.append(named)

@@ -16,6 +16,7 @@ from remediation.evaluate import (
     Flows,
     FlowSet,
     FlowVerdict,
+    PathVerdict,
     Universe,
     evaluate_nsg,
     evaluate_path,
@@ -110,14 +111,23 @@ class NsgReview:
             tuple[str, tuple[int, ...], Direction, int], tuple[tuple[SecurityRule, ...], FlowSet, FlowVerdict]
         ] = {}
         self._allowlists: dict[Direction, FlowSet] = {}
+        self._same: dict[tuple[int, str], tuple[SecurityRule, bool]] = {}
+        self._locks: list[RuleRequirement] | None = None
+        self._permitted: FlowSet | None = None
+        self._flow_queries = [self.universe.flows(c.flows) for c in self.flow_checks]
+        self._paths_seen: dict[
+            tuple[int, Direction, str, str, tuple[int, ...], tuple[int, ...]], tuple[object, PathVerdict]
+        ] = {}
         # The questions verdict() is asked most (each baseline rule's portion, all of the
         # Internet outbound) are answered from one evaluation per NSG and direction over
         # their union: one pass over the rules instead of one per question.
         self._known: dict[Direction, dict[int, FlowSet]] = {d: {} for d in Direction}
+        # The Internet first: the baseline's portions mostly lie inside it, so the union
+        # stays one cube instead of the Internet cut around each portion.
+        self._known[Direction.OUTBOUND][id(self._internet)] = self._internet
         for req in self.requirements:
             portion = self.portion(req)
             self._known[req.rule.direction][id(portion)] = portion
-        self._known[Direction.OUTBOUND][id(self._internet)] = self._internet
         self._cover: dict[Direction, FlowSet] = {}
         for direction, queries in self._known.items():
             union = self.universe.empty()
@@ -144,15 +154,18 @@ class NsgReview:
 
     def verdict(self, nsg: NetworkSecurityGroup, direction: Direction, query: FlowSet) -> FlowVerdict:
         """``evaluate_nsg`` in this review's universe, computed once per rule list and query."""
-        key = (nsg.id, tuple(map(id, nsg.security_rules)), direction, id(query))
+        rules = self.universe.ordered(nsg.security_rules, direction)
+        # Keyed by the rules of this direction only: a plan that adds outbound rules
+        # leaves every inbound answer of the NSG as read valid for the planned NSG.
+        key = (nsg.id, tuple(map(id, rules)), direction, id(query))
         hit = self._verdicts.get(key)
         if hit is None:
-            if self._known[direction].get(id(query)) is query:
-                cover = self._cover[direction]
+            cover = self._cover[direction]
+            if query is not cover and self._known[direction].get(id(query)) is query:
                 answer = restrict(self.verdict(nsg, direction, cover), query)
             else:
                 answer = evaluate_nsg(self.universe, nsg, direction, query)
-            hit = self._verdicts[key] = (nsg.security_rules, query, answer)
+            hit = self._verdicts[key] = (rules, query, answer)
         return hit[2]
 
     def wrongly_decided(self, nsg: NetworkSecurityGroup, requirement: RuleRequirement) -> FlowSet:
@@ -244,6 +257,13 @@ class NsgReview:
 
     def same_meaning(self, rule: SecurityRule, req: RuleRequirement) -> bool:
         """The rule decides exactly the requirement's flows, the same way (spelling aside)."""
+        key = (id(rule), req.name)
+        hit = self._same.get(key)
+        if hit is None or hit[0] is not rule:
+            hit = self._same[key] = (rule, self._same_meaning(rule, req))
+        return hit[1]
+
+    def _same_meaning(self, rule: SecurityRule, req: RuleRequirement) -> bool:
         if rule.direction is not req.rule.direction or rule.access is not req.rule.access:
             return False
         mine, wanted = self.universe.rule_flows(rule), self.universe.rule_flows(req.rule)
@@ -267,17 +287,19 @@ class NsgReview:
         return self.portion(req).issubset(self.universe.rule_flows(rule))
 
     def _breach_problems(self, nsg: NetworkSecurityGroup) -> list[Problem]:
-        locks = [
-            r
-            for r in self.requirements
-            if r.rule.access is Access.DENY
-            and r.rule.direction is Direction.OUTBOUND
-            and not (self._internet & self.universe.rule_flows(r.rule)).is_empty
-        ]
-        if not locks:
+        if self._locks is None:  # the same for the NSG as read and for its plan
+            self._locks = [
+                r
+                for r in self.requirements
+                if r.rule.access is Access.DENY
+                and r.rule.direction is Direction.OUTBOUND
+                and not (self._internet & self.universe.rule_flows(r.rule)).is_empty
+            ]
+            self._permitted = self.allowlist(Direction.OUTBOUND) | self._required_flows(Direction.OUTBOUND)
+        locks, permitted = self._locks, self._permitted
+        if not locks or permitted is None:
             return []
         verdict = self.verdict(nsg, Direction.OUTBOUND, self._internet)
-        permitted = self.allowlist(Direction.OUTBOUND) | self._required_flows(Direction.OUTBOUND)
         found: list[Problem] = []
         for decision in verdict.decisions:
             if decision.access is not Access.ALLOW:
@@ -348,11 +370,10 @@ class NsgReview:
 
     def _flow_problems(self, nsg: NetworkSecurityGroup) -> list[Problem]:
         found: list[Problem] = []
-        for check in self.flow_checks:
-            query = self.universe.flows(check.flows)
+        for check, query in zip(self.flow_checks, self._flow_queries, strict=True):
             for subnet_nsg, nic_nsg, label in check.paths:
                 subnet_level = nsg if subnet_nsg is not None and subnet_nsg.key == nsg.key else subnet_nsg
-                verdict = evaluate_path(self.universe, query, check.direction, subnet_level, nic_nsg)
+                verdict = self._path_verdict(query, check.direction, subnet_level, nic_nsg)
                 blocking = verdict.blocking
                 if blocking is None:
                     continue
@@ -373,6 +394,35 @@ class NsgReview:
                     )
                 )
         return found
+
+    def _path_verdict(
+        self,
+        query: FlowSet,
+        direction: Direction,
+        subnet_nsg: NetworkSecurityGroup | None,
+        nic_nsg: NetworkSecurityGroup | None,
+    ) -> PathVerdict:
+        """``evaluate_path``, remembered by the rules of ``direction`` at each level.
+
+        The re-check of a plan asks again of the same rules (a plan adding outbound
+        rules leaves every inbound path as it was); the stored rule lists keep the
+        ids in the key from being reused.
+        """
+        subnet_rules = self.universe.ordered(subnet_nsg.security_rules, direction) if subnet_nsg else ()
+        nic_rules = self.universe.ordered(nic_nsg.security_rules, direction) if nic_nsg else ()
+        key = (
+            id(query),
+            direction,
+            subnet_nsg.id if subnet_nsg else "",
+            nic_nsg.id if nic_nsg else "",
+            tuple(map(id, subnet_rules)),
+            tuple(map(id, nic_rules)),
+        )
+        hit = self._paths_seen.get(key)
+        if hit is None:
+            answer = evaluate_path(self.universe, query, direction, subnet_nsg, nic_nsg)
+            hit = self._paths_seen[key] = ((subnet_nsg, nic_nsg, subnet_rules, nic_rules), answer)
+        return hit[1]
 
     def _attachment_problems(self) -> list[Problem]:
         found: list[Problem] = []
@@ -412,7 +462,8 @@ class NsgReview:
 
 
 def _named(nsg: NetworkSecurityGroup, name: str) -> SecurityRule | None:
-    return next((r for r in nsg.security_rules if r.name.lower() == name.lower()), None)
+    wanted = name.lower()
+    return next((r for r in nsg.security_rules if r.name.lower() == wanted), None)
 
 
 def _to_internet() -> Flows:
