@@ -276,6 +276,7 @@ class Universe:
         # a review evaluates the same rules many times, and hashing a rule costs more.
         self._rule_cache: dict[int, tuple[SecurityRule, Cube]] = {}
         self._order_cache: dict[tuple[int, Direction], tuple[tuple[SecurityRule, ...], tuple[SecurityRule, ...]]] = {}
+        self._interned: dict[tuple[int, ...], tuple[SecurityRule, ...]] = {}
         self.everything: Cube = (ALL_PROTOCOLS, self.all_addresses, self.all_ports, self.all_addresses, self.all_ports)
 
     @classmethod
@@ -413,7 +414,11 @@ class Universe:
         key = (id(custom), direction)
         cached = self._order_cache.get(key)
         if cached is None or cached[0] is not custom:
-            cached = self._order_cache[key] = (custom, ordered_rules(custom, direction))
+            ordered = ordered_rules(custom, direction)
+            # One tuple per distinct ordering: a planned NSG whose inbound rules are those
+            # read gets the very same tuple, so callers may key caches on its identity.
+            ordered = self._interned.setdefault(tuple(map(id, ordered)), ordered)
+            cached = self._order_cache[key] = (custom, ordered)
         return cached[1]
 
     def rule_flows(self, rule: SecurityRule) -> FlowSet:

@@ -77,8 +77,7 @@ def build_plan(review: NsgReview) -> RemediationPlan:
         for req in ordered:
             if review.portion(req).is_empty:
                 continue
-            wanted_name = req.name.lower()
-            named = next((r for r in rules if r.name.lower() == wanted_name), None)
+            named = review.named(current, req.name)
             if review.satisfied(current, req) and (named is None or _may_stay(review, named, req)):
                 continue  # met, and no rule under our name was widened
             if named is not None and _same_match(named, req.rule) and named.access is req.rule.access:

@@ -108,16 +108,15 @@ class NsgReview:
         # again what the review already asked of the same rules; the stored value keeps
         # the rules and the query alive, so their ids in the key cannot be reused.
         self._verdicts: dict[
-            tuple[str, tuple[int, ...], Direction, int], tuple[tuple[SecurityRule, ...], FlowSet, FlowVerdict]
+            tuple[str, int, Direction, int], tuple[tuple[SecurityRule, ...], FlowSet, FlowVerdict]
         ] = {}
         self._allowlists: dict[Direction, FlowSet] = {}
         self._same: dict[tuple[int, str], tuple[SecurityRule, bool]] = {}
+        self._names: dict[int, tuple[tuple[SecurityRule, ...], dict[str, SecurityRule]]] = {}
         self._locks: list[RuleRequirement] | None = None
         self._permitted: FlowSet | None = None
         self._flow_queries = [self.universe.flows(c.flows) for c in self.flow_checks]
-        self._paths_seen: dict[
-            tuple[int, Direction, str, str, tuple[int, ...], tuple[int, ...]], tuple[object, PathVerdict]
-        ] = {}
+        self._paths_seen: dict[tuple[int, Direction, str, str, int, int], tuple[object, PathVerdict]] = {}
         # The questions verdict() is asked most (each baseline rule's portion, all of the
         # Internet outbound) are answered from one evaluation per NSG and direction over
         # their union: one pass over the rules instead of one per question.
@@ -155,9 +154,10 @@ class NsgReview:
     def verdict(self, nsg: NetworkSecurityGroup, direction: Direction, query: FlowSet) -> FlowVerdict:
         """``evaluate_nsg`` in this review's universe, computed once per rule list and query."""
         rules = self.universe.ordered(nsg.security_rules, direction)
-        # Keyed by the rules of this direction only: a plan that adds outbound rules
-        # leaves every inbound answer of the NSG as read valid for the planned NSG.
-        key = (nsg.id, tuple(map(id, rules)), direction, id(query))
+        # Keyed by the rules of this direction only (Universe.ordered gives one tuple per
+        # distinct list): a plan that adds outbound rules leaves every inbound answer of
+        # the NSG as read valid for the planned NSG.
+        key = (nsg.id, id(rules), direction, id(query))
         hit = self._verdicts.get(key)
         if hit is None:
             cover = self._cover[direction]
@@ -206,7 +206,7 @@ class NsgReview:
             return []
         verdict = self.verdict(nsg, req.rule.direction, portion)
         wrong = verdict.denied if req.rule.access is Access.ALLOW else verdict.allowed
-        named = _named(nsg, req.name)
+        named = self.named(nsg, req.name)
         if wrong.is_empty:
             if named is not None and not self.same_meaning(named, req):
                 # Its portion is still decided right, but the rule under the baseline's
@@ -254,6 +254,14 @@ class NsgReview:
         if deciding is not None:
             detail += f"; decided now by {deciding.name!r} (priority {deciding.priority})"
         return [Problem(FindingKind.MISSING_RULE, req.name, nsg.id, deciding, detail)]
+
+    def named(self, nsg: NetworkSecurityGroup, name: str) -> SecurityRule | None:
+        """The rule of ``nsg`` called ``name`` (ARM compares rule names case-insensitively)."""
+        rules = nsg.security_rules
+        index = self._names.get(id(rules))
+        if index is None or index[0] is not rules:
+            index = self._names[id(rules)] = (rules, {r.name.lower(): r for r in reversed(rules)})
+        return index[1].get(name.lower())
 
     def same_meaning(self, rule: SecurityRule, req: RuleRequirement) -> bool:
         """The rule decides exactly the requirement's flows, the same way (spelling aside)."""
@@ -415,8 +423,8 @@ class NsgReview:
             direction,
             subnet_nsg.id if subnet_nsg else "",
             nic_nsg.id if nic_nsg else "",
-            tuple(map(id, subnet_rules)),
-            tuple(map(id, nic_rules)),
+            id(subnet_rules),
+            id(nic_rules),
         )
         hit = self._paths_seen.get(key)
         if hit is None:
@@ -459,11 +467,6 @@ class NsgReview:
                         )
                     )
         return found
-
-
-def _named(nsg: NetworkSecurityGroup, name: str) -> SecurityRule | None:
-    wanted = name.lower()
-    return next((r for r in nsg.security_rules if r.name.lower() == wanted), None)
 
 
 def _to_internet() -> Flows:
