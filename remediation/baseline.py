@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from remediation.errors import InputError
@@ -114,10 +114,15 @@ class Baseline:
     service_endpoints: tuple[ServiceEndpointRequirement, ...] = ()
     lockdown_tag: str = "cyclecloud-lockdown"
     source: str = "<built-in>"
+    _owned: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # owns() is asked of every rule that decides a finding
+        object.__setattr__(self, "_owned", frozenset(r.name.lower() for r in self.rules))
 
     def rules_for(self, roles: frozenset[Role]) -> tuple[RuleRequirement, ...]:
         return tuple(r for r in self.rules if r.roles & roles)
 
     def owns(self, rule_name: str) -> bool:
         """True when a rule of this name belongs to the baseline (case-insensitive, as ARM)."""
-        return any(r.name.lower() == rule_name.lower() for r in self.rules)
+        return rule_name.lower() in self._owned
