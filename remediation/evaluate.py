@@ -168,6 +168,10 @@ def _regional_parts(atoms: set[str], tags: TagModel) -> set[str]:
     return parts
 
 
+#: The public address line before any VNet's prefixes are taken out.
+_PUBLIC = _subtract([(0, _V6_OFFSET), _interval(_PUBLIC_V6)], [_interval(n) for n in _NOT_PUBLIC])
+
+
 @dataclass(frozen=True, slots=True)
 class EvaluationContext:
     """What the tags mean here: tag data, the VNet's address space, ASG members."""
@@ -247,10 +251,7 @@ class Universe:
         for members in ctx.asg_members.values():
             for net in members:
                 points.update(_interval(net))
-        self._public = _subtract(
-            [(0, _V6_OFFSET), _interval(_PUBLIC_V6)],
-            [_interval(n) for n in _NOT_PUBLIC + ctx.vnet_prefixes],
-        )
+        self._public = _subtract(_PUBLIC, [_interval(n) for n in ctx.vnet_prefixes])
         for low, high in self._public:
             points.update((low, high))
         atoms |= _regional_parts(atoms, ctx.tags)
