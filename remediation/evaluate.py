@@ -482,12 +482,39 @@ def _split_off(a: Cube, b: Cube) -> list[Cube]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
 class FlowSet:
-    """A set of flows: a union of disjoint cubes of one universe."""
+    """A set of flows: a union of disjoint cubes of one universe. Immutable.
 
-    universe: Universe = field(repr=False, compare=False)
+    A plain slotted class rather than a frozen dataclass: a review builds a few
+    hundred of these per NSG, and a frozen dataclass's ``__init__`` (one
+    ``object.__setattr__`` per field) costs twice as much as setting the slots
+    directly. Equality and hashing are the cubes', as before.
+    """
+
+    __slots__ = ("cubes", "universe")
+    universe: Universe
     cubes: tuple[Cube, ...]
+
+    def __init__(self, universe: Universe, cubes: tuple[Cube, ...]) -> None:
+        _set_universe(self, universe)
+        _set_cubes(self, cubes)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"FlowSet is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"FlowSet is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FlowSet):
+            return NotImplemented
+        return self.cubes == other.cubes
+
+    def __hash__(self) -> int:
+        return hash(self.cubes)
+
+    def __repr__(self) -> str:
+        return f"FlowSet(cubes={self.cubes!r})"
 
     def __iter__(self) -> Iterator[Cube]:
         return iter(self.cubes)
@@ -567,6 +594,10 @@ class FlowSet:
         if protocols == "*" and ports == "*":
             return "all traffic"
         return f"{'any protocol' if protocols == '*' else protocols}/{'any port' if ports == '*' else ports}"
+
+
+_set_universe = FlowSet.__dict__["universe"].__set__
+_set_cubes = FlowSet.__dict__["cubes"].__set__
 
 
 # --- verdicts -------------------------------------------------------------------
