@@ -23,7 +23,7 @@ import functools
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from remediation.errors import InputError
@@ -68,6 +68,8 @@ __all__ = [
 # letter, which keeps a mistyped address (`10.0.0.300`) from passing as a tag.
 _TAG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 _PORT_RANGE = re.compile(r"^(\d{1,5})(?:\s*-\s*(\d{1,5}))?$")
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_CIDR = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?:/(3[0-2]|[12]?[0-9]))?")
 
 _NSG_TYPE = "microsoft.network/networksecuritygroups"
 _RULE_TYPES = frozenset({_NSG_TYPE + "/securityrules", _NSG_TYPE + "/defaultsecurityrules"})
@@ -79,6 +81,11 @@ _T = TypeVar("_T")
 
 _ANY_WORDS = frozenset({"*", "any"})
 _PROTOCOLS: Mapping[str, Protocol] = {p.value.lower(): p for p in Protocol} | {"any": Protocol.ANY}
+_DIRECTIONS: Mapping[str, Direction] = {d.value.lower(): d for d in Direction}
+_ACCESSES: Mapping[str, Access] = {a.value.lower(): a for a in Access}
+_DIRECTION_SPELLINGS: Mapping[str, Direction] = {d.value: d for d in Direction}
+_ACCESS_SPELLINGS: Mapping[str, Access] = {a.value: a for a in Access}
+_PROTOCOL_SPELLINGS: Mapping[str, Protocol] = {p.value: p for p in Protocol}
 
 
 # --------------------------------------------------------------------------- paths and lookups
@@ -225,6 +232,15 @@ def parse_port_range(value: object, *, where: str, path: str = "") -> PortRange:
         text = value.strip()
     else:
         raise _fail(where, path, f"expected a port or port range, not {_kind(value)}")
+    found = _port_range(text)
+    if found is None:
+        raise _fail(where, path, f"invalid port range {value!r} (expected '*', a port 0-65535 or 'low-high')")
+    return found
+
+
+@functools.lru_cache(maxsize=4096)  # a handful of port specs recur in every NSG; results are immutable
+def _port_range(text: str) -> PortRange | None:
+    """The range ``text`` (already stripped) names, or ``None`` when it names none."""
     if text.lower() in _ANY_WORDS:
         return ANY_PORT
     match = _PORT_RANGE.match(text)
@@ -235,7 +251,7 @@ def parse_port_range(value: object, *, where: str, path: str = "") -> PortRange:
             return PortRange(low, high)
         except ValueError:
             pass
-    raise _fail(where, path, f"invalid port range {value!r} (expected '*', a port 0-65535 or 'low-high')")
+    return None
 
 
 def parse_address(value: object, *, where: str, path: str = "") -> Address:
@@ -254,6 +270,11 @@ def parse_address(value: object, *, where: str, path: str = "") -> Address:
 
 @functools.lru_cache(maxsize=8192)  # the same prefixes and tags recur across rules and NSGs; results are immutable
 def _address(text: str) -> Address | None:
+    return _read_address(text)
+
+
+def _read_address(text: str) -> Address | None:
+    """The address ``text`` (already stripped) names, or ``None`` when it names none."""
     if text.lower() in _ANY_WORDS:
         return AnyAddress()
     network = _network(text)
@@ -265,6 +286,16 @@ def _address(text: str) -> Address | None:
 
 
 def _network(text: str) -> IPNetwork | None:
+    # Most prefixes are plain IPv4 CIDRs: reading the octets here and handing
+    # ipaddress the (address, prefix length) pair skips its slow string parser.
+    # The pattern only admits what that parser accepts (no leading zeros,
+    # octets <= 255, length <= 32), and builds the same network; anything
+    # else (IPv6, netmask forms, errors) goes to the parser itself.
+    match = _IPV4_CIDR.fullmatch(text)
+    if match is not None:
+        a, b, c, d, length = match.groups()
+        address = (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+        return ipaddress.IPv4Network((address, 32 if length is None else int(length)), strict=False)
     try:
         return ipaddress.ip_network(text, strict=False)
     except ValueError:
@@ -292,11 +323,19 @@ def _prefix_list(obj: _Obj, single: str, plural: str) -> tuple[IPNetwork, ...]:
 
 def parse_rule(raw: object, *, where: str, path: str = "", default: bool = False) -> SecurityRule:
     """One security rule (custom, or one of ``defaultSecurityRules`` when ``default``)."""
+    rule = _fast_rule(raw, default=default)
+    if rule is not None:
+        return rule
+    return _tolerant_rule(raw, where=where, path=path, default=default)
+
+
+def _tolerant_rule(raw: object, *, where: str, path: str, default: bool) -> SecurityRule:
+    """Any spelling of a rule, and every error with its JSON path: the reference :func:`_fast_rule` must match."""
     obj = _Obj(raw, where=where, path=path, what="a security rule")
     name = obj.text("name", required=True)
     priority = _priority(obj, default=default)
-    direction = _choice(obj, "direction", {d.value.lower(): d for d in Direction})
-    access = _choice(obj, "access", {a.value.lower(): a for a in Access})
+    direction = _choice(obj, "direction", _DIRECTIONS)
+    access = _choice(obj, "access", _ACCESSES)
     protocol_path, protocol_value = obj.get("protocol")
     if protocol_value is None:
         raise _fail(where, protocol_path, "missing field 'protocol'")
@@ -373,6 +412,201 @@ def _ports(obj: _Obj, single: str) -> tuple[PortRange, ...]:
     return tuple(found)
 
 
+# --------------------------------------------------------------------------- rules: the fast path
+#
+# Nearly every rule arrives in one of three exact shapes: ARM REST (name and id
+# on top, the rest under "properties" in camelCase), az's flattened camelCase,
+# or the SDK's flattened snake_case. For those, _fast_rule reads the fields
+# with plain dict lookups and builds no JSON paths. It never raises: on any
+# other key, type or value it returns None and the caller takes the tolerant
+# path, which builds the same rule or raises the error with its path. So the
+# fast path only has to be right about what it accepts.
+#
+# The key sets below hold only canonical spellings whose normalised names
+# (lowercase, no underscores) are distinct, so a plain lookup finds exactly
+# the field _Obj would: no other key in the object can normalise to it.
+
+
+@dataclass(frozen=True, slots=True)
+class _Spelling:
+    source_prefix: str
+    source_prefixes: str
+    source_asgs: str
+    destination_prefix: str
+    destination_prefixes: str
+    destination_asgs: str
+    source_port: str
+    source_ports: str
+    destination_port: str
+    destination_ports: str
+
+    def fields(self) -> frozenset[str]:
+        return frozenset(getattr(self, name) for name in self.__slots__)
+
+
+_CAMEL = _Spelling(
+    "sourceAddressPrefix",
+    "sourceAddressPrefixes",
+    "sourceApplicationSecurityGroups",
+    "destinationAddressPrefix",
+    "destinationAddressPrefixes",
+    "destinationApplicationSecurityGroups",
+    "sourcePortRange",
+    "sourcePortRanges",
+    "destinationPortRange",
+    "destinationPortRanges",
+)
+_SNAKE = _Spelling(
+    "source_address_prefix",
+    "source_address_prefixes",
+    "source_application_security_groups",
+    "destination_address_prefix",
+    "destination_address_prefixes",
+    "destination_application_security_groups",
+    "source_port_range",
+    "source_port_ranges",
+    "destination_port_range",
+    "destination_port_ranges",
+)
+_COMMON = frozenset({"priority", "direction", "access", "protocol", "description"})
+_RESOURCE = frozenset({"name", "id", "etag", "type"})
+# ARM REST: the resource fields on top, the rule's fields under "properties".
+_REST_TOP = _RESOURCE | {"properties"}
+_REST_PROPERTIES = _COMMON | _CAMEL.fields() | {"provisioningState"}
+# az (camelCase) and the SDK's as_dict() (snake_case): everything on top.
+_AZ_FLAT = _RESOURCE | _COMMON | _CAMEL.fields() | {"provisioningState", "resourceGroup"}
+_SDK_FLAT = _RESOURCE | _COMMON | _SNAKE.fields() | {"provisioning_state", "resource_group"}
+
+
+def _fast_rule(raw: object, *, default: bool) -> SecurityRule | None:
+    """The rule when ``raw`` has one of the exact common shapes and valid values; else ``None``."""
+    if type(raw) is not dict:
+        return None
+    fields = raw.get("properties")
+    if type(fields) is dict:
+        if not (raw.keys() <= _REST_TOP and fields.keys() <= _REST_PROPERTIES):
+            return None
+        spelling = _CAMEL
+    elif raw.keys() <= _AZ_FLAT:
+        fields, spelling = raw, _CAMEL
+    elif raw.keys() <= _SDK_FLAT:
+        fields, spelling = raw, _SNAKE
+    else:
+        return None
+    name = raw.get("name")
+    resource_id = raw.get("id")
+    priority = fields.get("priority")
+    description = fields.get("description")
+    direction = fields.get("direction")
+    access = fields.get("access")
+    protocol = fields.get("protocol")
+    if (
+        type(name) is not str
+        or type(priority) is not int
+        or not (default or MIN_CUSTOM_PRIORITY <= priority <= MAX_CUSTOM_PRIORITY)
+        or (resource_id is not None and type(resource_id) is not str)
+        or (description is not None and type(description) is not str)
+        or type(direction) is not str
+        or type(access) is not str
+        or type(protocol) is not str
+    ):
+        return None
+    # The exact spellings ARM writes first; any other casing or padding the slow way.
+    direction = _DIRECTION_SPELLINGS.get(direction) or _DIRECTIONS.get(direction.strip().lower())
+    access = _ACCESS_SPELLINGS.get(access) or _ACCESSES.get(access.strip().lower())
+    protocol = _PROTOCOL_SPELLINGS.get(protocol) or _PROTOCOLS.get(protocol.strip().lower())
+    if direction is None or access is None or protocol is None:
+        return None
+    sources = _fast_addresses(fields, spelling.source_prefix, spelling.source_prefixes, spelling.source_asgs)
+    destinations = _fast_addresses(
+        fields, spelling.destination_prefix, spelling.destination_prefixes, spelling.destination_asgs
+    )
+    source_ports = _fast_ports(fields, spelling.source_port, spelling.source_ports)
+    destination_ports = _fast_ports(fields, spelling.destination_port, spelling.destination_ports)
+    if sources is None or destinations is None or source_ports is None or destination_ports is None:
+        return None
+    return SecurityRule(
+        name=name,
+        priority=priority,
+        direction=direction,
+        access=access,
+        protocol=protocol,
+        sources=sources,
+        destinations=destinations,
+        source_ports=source_ports,
+        destination_ports=destination_ports,
+        description=description or "",
+        id=resource_id or None,
+        is_default=default,
+    )
+
+
+def _fast_addresses(fields: dict[str, object], single: str, plural: str, asgs: str) -> tuple[Address, ...] | None:
+    value = fields.get(single)
+    values = fields.get(plural)
+    refs = fields.get(asgs)
+    if values is None and refs is None:
+        return _one_address(value) if type(value) is str else None
+    found: list[Address] = []
+    if value is not None and value != "":
+        address = _address(value.strip()) if type(value) is str and value.strip() else None
+        if address is None:
+            return None
+        found.append(address)
+    if values is not None:
+        if type(values) is not list:
+            return None
+        for item in values:
+            address = _address(item.strip()) if type(item) is str and item.strip() else None
+            if address is None:
+                return None
+            found.append(address)
+    if refs is not None:
+        if type(refs) is not list:
+            return None
+        for ref in refs:
+            asg_id = ref.get("id") if type(ref) is dict else ref
+            if type(asg_id) is not str or not asg_id:
+                return None
+            found.append(Asg(asg_id))
+    return tuple(found) if found else None
+
+
+@functools.lru_cache(maxsize=8192)
+def _one_address(text: str) -> tuple[Address] | None:
+    # Rules of one address share its tuple: fewer objects for the garbage collector to walk.
+    # A miss reads the text itself rather than filling _address's cache as well.
+    address = _read_address(text.strip()) if text.strip() else None
+    return None if address is None else (address,)
+
+
+def _fast_ports(fields: dict[str, object], single: str, plural: str) -> tuple[PortRange, ...] | None:
+    value = fields.get(single)
+    values = fields.get(plural)
+    if values is None:
+        return _one_port(value) if type(value) is str else None
+    if type(values) is not list:
+        return None
+    found: list[PortRange] = []
+    if value is not None and value != "":
+        port = _port_range(value.strip()) if type(value) is str else None
+        if port is None:
+            return None
+        found.append(port)
+    for item in values:
+        port = _port_range(item.strip()) if type(item) is str else None
+        if port is None:
+            return None
+        found.append(port)
+    return tuple(found) if found else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _one_port(text: str) -> tuple[PortRange] | None:
+    port = _port_range(text.strip())
+    return None if port is None else (port,)
+
+
 # --------------------------------------------------------------------------- resources
 
 
@@ -380,12 +614,9 @@ def parse_nsg(raw: object, *, where: str, path: str = "") -> NetworkSecurityGrou
     """An NSG with its rules; Azure's default rules are synthesised when the input omits them."""
     obj = _Obj(raw, where=where, path=path, what="a network security group")
     name, resource_id = _name_and_id(obj, "network security group")
-    placed = [(p, parse_rule(item, where=where, path=p)) for p, item in obj.items("securityRules")]
-    _check_unique(placed, where)
-    rules = tuple(rule for _, rule in placed)
-    defaults = tuple(
-        parse_rule(item, where=where, path=p, default=True) for p, item in obj.items("defaultSecurityRules")
-    )
+    rules_path, rules = _rules(obj, "securityRules", default=False)
+    _check_unique(rules, where, rules_path)
+    _, defaults = _rules(obj, "defaultSecurityRules", default=True)
     return NetworkSecurityGroup(
         id=resource_id,
         name=name,
@@ -399,18 +630,36 @@ def parse_nsg(raw: object, *, where: str, path: str = "") -> NetworkSecurityGrou
     )
 
 
-def _check_unique(placed: list[tuple[str, SecurityRule]], where: str) -> None:
+def _rules(obj: _Obj, name: str, *, default: bool) -> tuple[str, tuple[SecurityRule, ...]]:
+    """The JSON path of a rule list and its rules; a rule's own path is built only when it has an error."""
+    path, value = obj.get(name)
+    if value is None:
+        return path, ()
+    if not isinstance(value, list):
+        raise _fail(obj.where, path, f"expected a list, not {_kind(value)}")
+    rules: list[SecurityRule] = []
+    for i, item in enumerate(value):
+        rule = _fast_rule(item, default=default)
+        if rule is None:
+            rule = _tolerant_rule(item, where=obj.where, path=_join(path, i), default=default)
+        rules.append(rule)
+    return path, tuple(rules)
+
+
+def _check_unique(rules: tuple[SecurityRule, ...], where: str, path: str) -> None:
     """ARM never holds two rules of one name, or of one priority and direction: such input is not an NSG."""
     names: dict[str, SecurityRule] = {}
-    slots: dict[tuple[str, int], SecurityRule] = {}
-    for path, rule in placed:
+    slots: dict[tuple[Direction, int], SecurityRule] = {}
+    for i, rule in enumerate(rules):
         if names.setdefault(rule.name.lower(), rule) is not rule:
-            raise _fail(where, path, f"a second rule named {rule.name!r} (ARM rule names are unique, ignoring case)")
-        holder = slots.setdefault((rule.direction.value, rule.priority), rule)
+            raise _fail(
+                where, _join(path, i), f"a second rule named {rule.name!r} (ARM rule names are unique, ignoring case)"
+            )
+        holder = slots.setdefault((rule.direction, rule.priority), rule)
         if holder is not rule:
             raise _fail(
                 where,
-                path,
+                _join(path, i),
                 f"rule {rule.name!r} shares priority {rule.priority} {rule.direction.value} with {holder.name!r} "
                 "(ARM refuses this: SecurityRuleConflict)",
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -623,3 +624,230 @@ def test_two_rules_with_one_name_are_refused_whatever_the_case() -> None:
     identical = copy.deepcopy(arm_rule())
     with pytest.raises(InputError, match="a second rule named"):
         parse_nsg(_nsg_with(arm_rule(), identical), where="nsg.json")
+
+
+# --------------------------------------------------------------------------- the fast path agrees with the tolerant one
+#
+# parse reads the common exact shapes (ARM REST, az camelCase, SDK snake_case)
+# through _fast_rule and everything else through _tolerant_rule, which also
+# raises every error. The fast path must build the same rule, or decline.
+
+
+def to_flat(value: Any) -> Any:
+    """The ``az`` shape: camelCase, ``properties`` merged into the object."""
+    if isinstance(value, list):
+        return [to_flat(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key == "properties" and isinstance(item, dict):
+            out.update(to_flat(item))
+        else:
+            out[key] = to_flat(item)
+    return out
+
+
+ASG_ID = f"{SUB}/applicationSecurityGroups/asg-cc"
+VARIED_RULES: list[dict[str, Any]] = [
+    arm_rule(),
+    arm_rule(protocol="*", access="Deny", direction="Inbound", priority=4096, sourcePortRange=" 1024-65535 "),
+    arm_rule(
+        sourceAddressPrefix=None,
+        sourceAddressPrefixes=["10.10.2.0/24", "fd00::/64", "2001:db8::1", "VirtualNetwork"],
+        destinationAddressPrefix="",
+        destinationApplicationSecurityGroups=[{"id": ASG_ID}],
+        destinationPortRange=None,
+        destinationPortRanges=["5672", "9443", "8000-8100"],
+    ),
+    arm_rule(
+        sourceAddressPrefix="10.0.0.5/24",
+        sourceApplicationSecurityGroups=[{"id": ASG_ID}, {"id": ASG_ID.upper()}],
+        destinationAddressPrefix="Storage.WestEurope",
+        sourcePortRange="",
+        sourcePortRanges=["*"],
+    ),
+    arm_rule(destinationAddressPrefix="Any", protocol="ICMP", access="allow", direction=" outbound", description="d"),
+    arm_rule(destinationAddressPrefix="0.0.0.0/0", sourceAddressPrefix="52.10.20.30", protocol="esp"),
+    arm_rule(destinationAddressPrefix="255.255.255.254/31", sourceAddressPrefix="fe80::1%eth0"),
+    {**arm_rule(), "id": f"{NSG_ID}/securityRules/AllowAzureStorage", "etag": 'W/"1"', "type": "x"},
+]
+
+
+def _forms(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    return [raw, to_flat(raw), to_snake(raw)]
+
+
+@pytest.mark.parametrize("default", [False, True])
+@pytest.mark.parametrize("index", range(len(VARIED_RULES)))
+def test_fast_path_takes_the_common_shapes_and_builds_the_tolerant_paths_rule(index: int, default: bool) -> None:
+    from remediation.parse import _fast_rule, _tolerant_rule
+
+    expected = _tolerant_rule(VARIED_RULES[index], where="r", path="", default=default)
+    for raw in _forms(VARIED_RULES[index]):
+        assert _fast_rule(raw, default=default) == expected, raw
+        assert _tolerant_rule(raw, where="r", path="", default=default) == expected
+
+
+def test_fast_path_rules_keep_every_kind_of_address() -> None:
+    rules = [parse_rule(raw, where="r") for raw in VARIED_RULES]
+    kinds = {type(a) for rule in rules for a in rule.sources + rule.destinations}
+    assert kinds == {AnyAddress, Prefix, ServiceTag, Asg}
+    v6 = [a for rule in rules for a in rule.sources if isinstance(a, Prefix) and a.network.version == 6]
+    assert [a.text for a in v6] == ["fd00::/64", "2001:db8::1", "fe80::1%eth0"]
+    assert rules[3].sources[1:] == (Asg(ASG_ID), Asg(ASG_ID.upper()))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {**arm_rule(), "ETag": "x"},  # an unexpected spelling
+        {**arm_rule(), "Name": "other"},
+        to_flat(arm_rule()) | {"Priority": 200},
+        to_flat(arm_rule()) | {"source_address_prefix": "10.0.0.0/8"},  # camel and snake mixed
+        to_flat(arm_rule()) | {"properties": None},
+        arm_rule(priority="100"),
+        arm_rule(destinationPortRange=443),
+        {**arm_rule(), "properties": {**arm_rule()["properties"], "name": "inner"}},
+    ],
+)
+def test_fast_path_declines_other_shapes_and_the_tolerant_path_reads_them(raw: dict[str, Any]) -> None:
+    from remediation.parse import _fast_rule
+
+    assert _fast_rule(raw, default=False) is None
+    assert parse_rule(raw, where="r").protocol is Protocol.TCP
+
+
+def test_fast_path_key_sets_hold_distinct_normalised_names() -> None:
+    # A plain lookup finds what the tolerant path finds only if no two allowed keys normalise alike.
+    from remediation import parse
+
+    for keys in (parse._REST_TOP, parse._REST_PROPERTIES, parse._AZ_FLAT, parse._SDK_FLAT):
+        assert len({k.replace("_", "").lower() for k in keys}) == len(keys)
+    assert not {k.lower() for k in parse._REST_TOP} & {k.lower() for k in parse._REST_PROPERTIES}
+
+
+# Bad values in every form: the error, its message and its JSON path are the tolerant path's.
+_FORM_ERRORS = [
+    ({"priority": 5000}, "priority", "priority must be between 100 and 4096, not 5000"),
+    ({"priority": True}, "priority", "priority must be an integer, not boolean true"),
+    ({"destinationPortRange": "99999"}, "destinationPortRange", "invalid port range '99999'"),
+    ({"destinationPortRange": None, "destinationPortRanges": ["80", "x"]}, "destinationPortRanges[1]",
+     "invalid port range 'x'"),
+    ({"sourceAddressPrefix": "10.0.0.0/33"}, "sourceAddressPrefix", "'10.0.0.0/33' is not an IP address"),
+    ({"sourceAddressPrefix": "010.0.0.0/8"}, "sourceAddressPrefix", "'010.0.0.0/8' is not an IP address"),
+    ({"sourceAddressPrefixes": ["10.0.0.0/8", "fd00::/129"]}, "sourceAddressPrefixes[1]", "'fd00::/129' is not"),
+    ({"destinationAddressPrefix": None}, "destinationAddressPrefix", "no destination address"),
+    ({"destinationApplicationSecurityGroups": [{"id": ""}]}, "destinationApplicationSecurityGroups[0].id",
+     "a reference needs a non-empty string 'id'"),
+    ({"protocol": "Tpc"}, "protocol", "unknown protocol 'Tpc'"),
+    ({"direction": "Sideways"}, "direction", "invalid direction 'Sideways' (valid: Inbound, Outbound)"),
+    ({"access": None}, "access", "missing field 'access'"),
+]  # fmt: skip
+
+
+def _snake_name(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name)
+
+
+@pytest.mark.parametrize(("change", "field", "message"), _FORM_ERRORS)
+def test_errors_are_the_same_in_every_form(change: dict[str, Any], field: str, message: str) -> None:
+    second = arm_rule(**({"priority": 200} | change))
+    second["name"] = "Second"
+    rest = {"id": NSG_ID, "properties": {"securityRules": [arm_rule(), second]}}
+    expected = {
+        "rest": f"nsg.json: properties.securityRules[1].properties.{field}: {message}",
+        "az": f"nsg.json: securityRules[1].{field}: {message}",
+        # A missing field is named as ARM spells it, whatever the form.
+        "sdk": f"nsg.json: security_rules[1].{field if change.get(field, 0) is None else _snake_name(field)}: {message}",
+    }
+    docs = {"rest": rest, "az": to_flat(rest), "sdk": to_snake(rest)}
+    for form, doc in docs.items():
+        with pytest.raises(InputError) as caught:
+            parse_document(doc, where="nsg.json")
+        assert str(caught.value).startswith(expected[form]), (form, str(caught.value))
+
+
+_KEYS = st.sampled_from(
+    ["name", "id", "etag", "type", "provisioningState", "priority", "Priority", "direction", "access", "protocol",
+     "description", "sourceAddressPrefix", "source_address_prefix", "SourceAddressPrefix", "sourceAddressPrefixes",
+     "sourceApplicationSecurityGroups", "destinationAddressPrefix", "destination_address_prefix",
+     "destinationAddressPrefixes", "destination_application_security_groups", "sourcePortRange",
+     "source_port_range", "sourcePortRanges", "destinationPortRange", "destinationPortRanges",
+     "destination_port_ranges", "properties", "resourceGroup", "extra"]
+)  # fmt: skip
+_SCALARS = st.one_of(
+    st.sampled_from(
+        ["", " ", "*", "Any", "Tcp", "udp", " ICMP ", "Allow", "deny", "Inbound", "OUTBOUND", "Sideways", "r", "80",
+         "100", " 200 ", "0-65535", "100-50", "70000", "10.0.0.0/8", "10.0.0.5/24", "10.0.0.300", "fd00::/64",
+         "Storage", "Storage..x", ASG_ID]
+    ),
+    st.integers(-1, 70000),
+    st.booleans(),
+    st.none(),
+)  # fmt: skip
+_VALUES = st.one_of(
+    _SCALARS,
+    st.lists(st.one_of(_SCALARS, st.fixed_dictionaries({"id": _SCALARS})), max_size=3),
+    st.fixed_dictionaries({"id": _SCALARS}),
+)
+_FIELDS = st.dictionaries(_KEYS, _VALUES, max_size=14)
+_GOOD = {
+    "name": "r",
+    "priority": 300,
+    "direction": "Inbound",
+    "access": "Allow",
+    "protocol": "Tcp",
+    "sourceAddressPrefix": "*",
+    "destinationAddressPrefix": "10.0.0.0/8",
+    "sourcePortRange": "*",
+    "destinationPortRange": "22",
+}
+
+
+@given(top=_FIELDS, props=st.one_of(st.none(), _FIELDS), base=st.booleans(), default=st.booleans())
+def test_fast_path_builds_the_tolerant_rule_or_declines(
+    top: dict[str, Any], props: dict[str, Any] | None, base: bool, default: bool
+) -> None:
+    from remediation.parse import _fast_rule, _tolerant_rule
+
+    raw: dict[str, Any] = ({"name": "r"} | _GOOD if base else {}) | top
+    if props is not None:
+        raw["properties"] = ({k: v for k, v in _GOOD.items() if k != "name"} if base else {}) | props
+    fast = _fast_rule(raw, default=default)
+    try:
+        expected = _tolerant_rule(raw, where="r", path="", default=default)
+    except Exception:  # the tolerant path raises (InputError, or worse): the fast path must have declined
+        assert fast is None
+        return
+    assert fast is None or fast == expected
+
+
+@given(st.ip_addresses(v=4), st.one_of(st.none(), st.integers(0, 32)))
+def test_fast_ipv4_reading_builds_ipaddress_own_network(address: ipaddress.IPv4Address, length: int | None) -> None:
+    from remediation.parse import _network
+
+    text = str(address) if length is None else f"{address}/{length}"
+    network = _network(text)
+    expected = ipaddress.ip_network(text, strict=False)
+    assert network == expected
+    assert isinstance(network, ipaddress.IPv4Network)
+    assert (network.prefixlen, str(network), list(islice(network.hosts(), 2))) == (
+        expected.prefixlen,
+        str(expected),
+        list(islice(expected.hosts(), 2)),
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ["1.2.3.04", "1.2.3.4/033", "1.2.3.4/33", "256.1.1.1", "1.2.3", "1.2.3.4/255.255.0.0", "1.2.3.4/0.0.255.255",
+             "١.2.3.4", "1.2.3.4 ", "1.2.3.4/-1", "::ffff:1.2.3.4", "1.2.3.4/٢٤"]
+)  # fmt: skip
+def test_fast_ipv4_reading_leaves_every_other_spelling_to_ipaddress(text: str) -> None:
+    from remediation.parse import _network
+
+    try:
+        expected: object = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        expected = None
+    assert _network(text) == expected
