@@ -48,6 +48,7 @@ from remediation.model import (
     ServiceTag,
     Subnet,
     VirtualNetwork,
+    build_rule,
 )
 
 __all__ = [
@@ -68,8 +69,8 @@ __all__ = [
 # letter, which keeps a mistyped address (`10.0.0.300`) from passing as a tag.
 _TAG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 _PORT_RANGE = re.compile(r"^(\d{1,5})(?:\s*-\s*(\d{1,5}))?$")
-_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4_CIDR = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?:/(3[0-2]|[12]?[0-9]))?")
+_OCTETS: Mapping[str, int] = {str(n): n for n in range(256)}
+_IPV4_LENGTHS: Mapping[str, int] = {str(n): n for n in range(33)}
 
 _NSG_TYPE = "microsoft.network/networksecuritygroups"
 _RULE_TYPES = frozenset({_NSG_TYPE + "/securityrules", _NSG_TYPE + "/defaultsecurityrules"})
@@ -121,25 +122,35 @@ class _Obj:
             raise _fail(where, path, f"expected a JSON object ({what}), not {_kind(raw)}")
         self.where = where
         self.path = path
-        self._fields: dict[str, tuple[str, object]] = {}
+        # (path of the object holding the field, the field's own spelling, value):
+        # the field's path is joined only when asked for, mostly for an error.
+        self._fields: dict[str, tuple[str, str, object]] = {}
         # A field that is missing is reported where it belongs: under "properties" in the ARM form.
         self._missing_path = path
         for key, value in raw.items():
-            self._fields.setdefault(_norm(str(key)), (_join(path, str(key)), value))
+            self._fields.setdefault(_norm(str(key)), (path, str(key), value))
         props = raw.get("properties")
         if isinstance(props, Mapping):
             props_path = self._missing_path = _join(path, "properties")
             for key, value in props.items():
                 # Fields under "properties" win: that is where ARM keeps the real ones.
-                self._fields[_norm(str(key))] = (_join(props_path, str(key)), value)
+                self._fields[_norm(str(key))] = (props_path, str(key), value)
 
     def has(self, name: str) -> bool:
         found = self._fields.get(_norm(name))
-        return found is not None and found[1] is not None
+        return found is not None and found[2] is not None
 
     def get(self, name: str) -> tuple[str, object]:
         """(path, value) of a field; value ``None`` when absent or null."""
-        return self._fields.get(_norm(name), (_join(self._missing_path, name), None))
+        found = self._fields.get(_norm(name))
+        if found is None:
+            return _join(self._missing_path, name), None
+        return _join(found[0], found[1]), found[2]
+
+    def value(self, name: str) -> object:
+        """A field's value (``None`` when absent or null), when its path is not needed."""
+        found = self._fields.get(_norm(name))
+        return None if found is None else found[2]
 
     def fail(self, name: str, message: str) -> InputError:
         return _fail(self.where, self.get(name)[0], message)
@@ -288,14 +299,19 @@ def _read_address(text: str) -> Address | None:
 def _network(text: str) -> IPNetwork | None:
     # Most prefixes are plain IPv4 CIDRs: reading the octets here and handing
     # ipaddress the (address, prefix length) pair skips its slow string parser.
-    # The pattern only admits what that parser accepts (no leading zeros,
-    # octets <= 255, length <= 32), and builds the same network; anything
-    # else (IPv6, netmask forms, errors) goes to the parser itself.
-    match = _IPV4_CIDR.fullmatch(text)
-    if match is not None:
-        a, b, c, d, length = match.groups()
-        address = (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
-        return ipaddress.IPv4Network((address, 32 if length is None else int(length)), strict=False)
+    # The tables hold only the canonical spellings that parser accepts (0-255
+    # and 0-32, no leading zeros), so the network is the one it would build;
+    # anything else (IPv6, netmask forms, errors) goes to the parser itself.
+    head, slash, tail = text.partition("/")
+    octets = head.split(".")
+    if len(octets) == 4:
+        a = _OCTETS.get(octets[0])
+        b = _OCTETS.get(octets[1])
+        c = _OCTETS.get(octets[2])
+        d = _OCTETS.get(octets[3])
+        length = _IPV4_LENGTHS.get(tail) if slash else 32
+        if a is not None and b is not None and c is not None and d is not None and length is not None:
+            return ipaddress.IPv4Network(((a << 24) | (b << 16) | (c << 8) | d, length), strict=False)
     try:
         return ipaddress.ip_network(text, strict=False)
     except ValueError:
@@ -525,7 +541,7 @@ def _fast_rule(raw: object, *, default: bool) -> SecurityRule | None:
     destination_ports = _fast_ports(fields, spelling.destination_port, spelling.destination_ports)
     if sources is None or destinations is None or source_ports is None or destination_ports is None:
         return None
-    return SecurityRule(
+    return build_rule(
         name=name,
         priority=priority,
         direction=direction,
@@ -584,27 +600,28 @@ def _fast_ports(fields: dict[str, object], single: str, plural: str) -> tuple[Po
     value = fields.get(single)
     values = fields.get(plural)
     if values is None:
-        return _one_port(value) if type(value) is str else None
-    if type(values) is not list:
+        texts: tuple[object, ...] = (value,)
+    elif type(values) is list:
+        texts = tuple(values) if value is None or value == "" else (value, *values)
+    else:
         return None
-    found: list[PortRange] = []
-    if value is not None and value != "":
-        port = _port_range(value.strip()) if type(value) is str else None
-        if port is None:
-            return None
-        found.append(port)
-    for item in values:
-        port = _port_range(item.strip()) if type(item) is str else None
-        if port is None:
-            return None
-        found.append(port)
-    return tuple(found) if found else None
+    try:
+        return _port_ranges(texts)
+    except TypeError:  # an unhashable item: the tolerant path says what is wrong with it
+        return None
 
 
-@functools.lru_cache(maxsize=1024)
-def _one_port(text: str) -> tuple[PortRange] | None:
-    port = _port_range(text.strip())
-    return None if port is None else (port,)
+@functools.lru_cache(maxsize=4096)
+def _port_ranges(texts: tuple[object, ...]) -> tuple[PortRange, ...] | None:
+    # Keyed by the texts so that rules with the same ports share one tuple:
+    # fewer objects for the garbage collector to walk.
+    ports: list[PortRange] = []
+    for text in texts:
+        port = _port_range(text.strip()) if type(text) is str else None
+        if port is None:
+            return None
+        ports.append(port)
+    return tuple(ports) or None
 
 
 # --------------------------------------------------------------------------- resources
@@ -612,7 +629,11 @@ def _one_port(text: str) -> tuple[PortRange] | None:
 
 def parse_nsg(raw: object, *, where: str, path: str = "") -> NetworkSecurityGroup:
     """An NSG with its rules; Azure's default rules are synthesised when the input omits them."""
-    obj = _Obj(raw, where=where, path=path, what="a network security group")
+    return _nsg(_Obj(raw, where=where, path=path, what="a network security group"))
+
+
+def _nsg(obj: _Obj) -> NetworkSecurityGroup:
+    where = obj.where
     name, resource_id = _name_and_id(obj, "network security group")
     rules_path, rules = _rules(obj, "securityRules", default=False)
     _check_unique(rules, where, rules_path)
@@ -648,6 +669,8 @@ def _rules(obj: _Obj, name: str, *, default: bool) -> tuple[str, tuple[SecurityR
 
 def _check_unique(rules: tuple[SecurityRule, ...], where: str, path: str) -> None:
     """ARM never holds two rules of one name, or of one priority and direction: such input is not an NSG."""
+    if len({r.name.lower() for r in rules}) == len({(r.direction, r.priority) for r in rules}) == len(rules):
+        return  # the common case, in one pass each; the loop below finds the culprit otherwise
     names: dict[str, SecurityRule] = {}
     slots: dict[tuple[Direction, int], SecurityRule] = {}
     for i, rule in enumerate(rules):
@@ -681,7 +704,11 @@ def _tags(obj: _Obj) -> dict[str, str]:
 
 def parse_subnet(raw: object, *, where: str, path: str = "") -> Subnet:
     """A subnet (inline in a VNet, or ``az network vnet subnet show``)."""
-    obj = _Obj(raw, where=where, path=path, what="a subnet")
+    return _subnet(_Obj(raw, where=where, path=path, what="a subnet"))
+
+
+def _subnet(obj: _Obj) -> Subnet:
+    where = obj.where
     name, resource_id = _name_and_id(obj, "subnet")
     if "/subnets/" not in resource_id.lower():
         raise obj.fail("id", f"{resource_id!r} is not a subnet id (.../virtualNetworks/<vnet>/subnets/<name>)")
@@ -707,7 +734,11 @@ def _subnet_id(resource_id: str) -> str:
 
 def parse_vnet(raw: object, *, where: str, path: str = "") -> VirtualNetwork:
     """A virtual network with its address space and inline subnets."""
-    obj = _Obj(raw, where=where, path=path, what="a virtual network")
+    return _vnet(_Obj(raw, where=where, path=path, what="a virtual network"))
+
+
+def _vnet(obj: _Obj) -> VirtualNetwork:
+    where = obj.where
     name, resource_id = _name_and_id(obj, "virtual network")
     space: tuple[IPNetwork, ...] = ()
     space_path, space_value = obj.get("addressSpace")
@@ -721,7 +752,11 @@ def parse_vnet(raw: object, *, where: str, path: str = "") -> VirtualNetwork:
 
 def parse_nic(raw: object, *, where: str, path: str = "") -> NetworkInterface:
     """A NIC: its NSG, and per IP configuration the subnet, private IP and ASGs."""
-    obj = _Obj(raw, where=where, path=path, what="a network interface")
+    return _nic(_Obj(raw, where=where, path=path, what="a network interface"))
+
+
+def _nic(obj: _Obj) -> NetworkInterface:
+    where = obj.where
     name, resource_id = _name_and_id(obj, "network interface")
     subnet_ids: list[str] = []
     ips: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
@@ -768,15 +803,16 @@ def parse_document(obj: object, *, where: str) -> Inventory:
     seen_any = False
     for path, item in _resources(obj, where=where, path=""):
         seen_any = True
-        kind = _detect(item, where=where, path=path)
+        resource = _Obj(item, where=where, path=path, what="a resource")
+        kind = _detect(resource)
         if kind == "nsg":
-            nsgs.append(parse_nsg(item, where=where, path=path))
+            nsgs.append(_nsg(resource))
         elif kind == "vnet":
-            vnets.append(parse_vnet(item, where=where, path=path))
+            vnets.append(_vnet(resource))
         elif kind == "subnet":
-            subnets.append(parse_subnet(item, where=where, path=path))
+            subnets.append(_subnet(resource))
         elif kind == "nic":
-            nics.append(parse_nic(item, where=where, path=path))
+            nics.append(_nic(resource))
         elif kind == "rule":
             raise _fail(
                 where,
@@ -812,10 +848,9 @@ def _resources(obj: object, *, where: str, path: str) -> Iterator[tuple[str, obj
     raise _fail(where, path, f"expected a JSON object or list of resources, not {_kind(obj)}")
 
 
-def _detect(raw: object, *, where: str, path: str) -> str:
+def _detect(obj: _Obj) -> str:
     """``nsg``, ``vnet``, ``subnet``, ``nic`` or ``rule`` by ``type``, else by shape; else the type seen."""
-    obj = _Obj(raw, where=where, path=path, what="a resource")
-    _, type_value = obj.get("type")
+    type_value = obj.value("type")
     if isinstance(type_value, str) and type_value:
         kind = {
             _NSG_TYPE: "nsg",
@@ -841,8 +876,8 @@ def _detect(raw: object, *, where: str, path: str) -> str:
     if "/networksecuritygroups/" in obj.text("id").lower() and "/securityrules/" not in obj.text("id").lower():
         return "nsg"
     raise _fail(
-        where,
-        path,
+        obj.where,
+        obj.path,
         "cannot tell what this object is: expected an NSG, virtual network, subnet or network interface",
     )
 

@@ -851,3 +851,35 @@ def test_fast_ipv4_reading_leaves_every_other_spelling_to_ipaddress(text: str) -
     except ValueError:
         expected = None
     assert _network(text) == expected
+
+
+def test_build_rule_is_security_rule_with_every_field_given() -> None:
+    # build_rule writes the slots directly, skipping SecurityRule's generated __init__:
+    # that is only the same rule while the fields match and there is no __post_init__.
+    import dataclasses
+    import inspect
+
+    from remediation.model import build_rule
+
+    assert [f.name for f in dataclasses.fields(SecurityRule)] == list(inspect.signature(build_rule).parameters)
+    assert not hasattr(SecurityRule, "__post_init__")
+    values: dict[str, Any] = {
+        "name": "n",
+        "priority": 200,
+        "direction": Direction.INBOUND,
+        "access": Access.DENY,
+        "protocol": Protocol.UDP,
+        "sources": (ServiceTag("Internet"),),
+        "destinations": (Asg(ASG_ID), AnyAddress()),
+        "source_ports": (PortRange(1, 2),),
+        "destination_ports": (ANY_PORT, PortRange(53, 53)),
+        "description": "d",
+        "id": "/x",
+        "is_default": True,
+    }
+    built = build_rule(**values)
+    assert built == SecurityRule(**values)
+    assert hash(built) == hash(SecurityRule(**values))
+    assert type(built) is SecurityRule
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.name = "m"  # type: ignore[misc]
