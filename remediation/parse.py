@@ -15,6 +15,11 @@ fields are looked up both on the object and under its ``properties``.
 Every error is an :class:`InputError` whose ``where`` names the file and the
 JSON path, e.g. ``nsg.json: [0].properties.securityRules[3].properties.priority``.
 Pure: callers read the files and pass the decoded JSON in.
+
+Speed: a sweep parses thousands of NSGs of dozens of rules each. Rules in the
+exact shapes ARM, ``az`` and the SDK write take a fast path of plain lookups
+that builds no JSON paths; anything else, and every error, goes through the
+tolerant reader above, so both give the same rules and the same errors.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from remediation.errors import InputError
@@ -821,6 +821,84 @@ def test_fast_path_builds_the_tolerant_rule_or_declines(
         assert fast is None
         return
     assert fast is None or fast == expected
+
+
+# Valid values of every spelling, then at most one field given a bad value
+# (not the spellings the fast path leaves to the tolerant one on purpose,
+# priority "100" and port 80, which have tests of their own).
+_ADDRESS_TEXTS = st.sampled_from(
+    ["*", "Any", " any ", "10.0.0.0/8", "10.1.2.3", "10.0.0.5/24", "0.0.0.0/0", "fd00::/64", "2001:db8::1", "Storage",
+     "Storage.WestEurope", "VirtualNetwork"]
+)  # fmt: skip
+_PORT_TEXTS = st.sampled_from(["*", "Any", "80", " 443 ", "8000-8100", "0-65535", "22"])
+_ASG_REFS = st.lists(st.sampled_from([ASG_ID, {"id": ASG_ID}, {"id": ASG_ID.upper()}]), max_size=2)
+_RULE_FIELDS = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["r", "", "AllowAzureStorage"]),
+        "priority": st.integers(100, 4096),
+        "direction": st.sampled_from(["Inbound", "Outbound", "outbound", " OUTBOUND "]),
+        "access": st.sampled_from(["Allow", "Deny", "deny", "ALLOW "]),
+        "protocol": st.sampled_from(["Tcp", "Udp", "udp", " ICMP", "Esp", "Ah", "*", "Any"]),
+    },
+    optional={
+        "id": st.sampled_from([f"{NSG_ID}/securityRules/r", "", None]),
+        "description": st.sampled_from([None, "", "d"]),
+        "sourceAddressPrefix": _ADDRESS_TEXTS,
+        "sourceAddressPrefixes": st.lists(_ADDRESS_TEXTS, max_size=3),
+        "sourceApplicationSecurityGroups": _ASG_REFS,
+        "destinationAddressPrefix": _ADDRESS_TEXTS,
+        "destinationAddressPrefixes": st.lists(_ADDRESS_TEXTS, max_size=3),
+        "destinationApplicationSecurityGroups": _ASG_REFS,
+        "sourcePortRange": _PORT_TEXTS,
+        "sourcePortRanges": st.lists(_PORT_TEXTS, max_size=3),
+        "destinationPortRange": _PORT_TEXTS,
+        "destinationPortRanges": st.lists(_PORT_TEXTS, max_size=3),
+        "provisioningState": st.just("Succeeded"),
+    },
+)
+_BAD = st.tuples(
+    st.sampled_from(["name", "id", "priority", "direction", "access", "protocol", "description", "sourceAddressPrefix",
+                     "sourceAddressPrefixes", "destinationApplicationSecurityGroups", "sourcePortRange",
+                     "destinationPortRanges"]),
+    st.sampled_from([None, "", " ", 5, True, 99, 4097, 1.5, {}, {"id": ""}, [], [""], [5], ["x"], ["10.0.0.300"],
+                     [{"id": ""}], [{}], "Sideways", "Tpc", "10.0.0.0/33", "010.0.0.0/8", "100-50", "70000"]),
+)  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(
+    fields=_RULE_FIELDS,
+    bad=st.one_of(st.none(), _BAD),
+    form=st.sampled_from(["rest", "az", "sdk"]),
+    extra=st.one_of(st.none(), st.sampled_from([("Priority", 200), ("etag", "e"), ("extra", 1), ("sourceaddressprefix", "*")])),
+    default=st.booleans(),
+)  # fmt: skip
+def test_fast_path_agrees_on_rules_of_every_form(
+    fields: dict[str, Any], bad: tuple[str, Any] | None, form: str, extra: tuple[str, Any] | None, default: bool
+) -> None:
+    from remediation.parse import _fast_rule, _tolerant_rule
+
+    if bad is not None:
+        fields[bad[0]] = bad[1]
+    if form == "rest":
+        raw: dict[str, Any] = {k: fields.pop(k) for k in ("name", "id") if k in fields} | {"properties": fields}
+    else:
+        raw = fields if form == "az" else to_snake(fields)
+    if extra is not None:  # an etag where ARM puts it; the other keys where the fast path does not expect them
+        (raw["properties"] if form == "rest" and extra[0] != "etag" else raw)[extra[0]] = extra[1]
+    fast = _fast_rule(raw, default=default)
+    try:
+        expected = _tolerant_rule(raw, where="r", path="", default=default)
+    except InputError:
+        assert fast is None
+        return
+    # Integer ports are valid but left to the tolerant path (ARM writes strings).
+    bad_values = [] if bad is None else bad[1] if isinstance(bad[1], list) else [bad[1]]
+    int_port = bad is not None and "Port" in bad[0] and any(type(v) is int for v in bad_values)
+    if (extra is None or extra[0] == "etag") and not int_port:
+        assert fast == expected  # a valid rule of these shapes takes the fast path
+    else:
+        assert fast is None
 
 
 @given(st.ip_addresses(v=4), st.one_of(st.none(), st.integers(0, 32)))
