@@ -100,27 +100,6 @@ _PUBLIC_V6 = ipaddress.ip_network("2000::/3")
 Interval = tuple[int, int]  # [low, high) on the address line
 
 
-_PREFIX_INTERVALS: dict[str, Interval] = {}
-_PREFIX_INTERVALS_MAX = 1 << 16
-
-
-def _prefix_interval(prefix: Prefix) -> Interval:
-    """``_interval`` of a prefix, remembered by its text (the same text is the same network).
-
-    A sweep meets the same few thousand prefixes in every NSG it reviews; the
-    dictionary is emptied when it grows past its bound rather than kept in order.
-    """
-    text = prefix.text
-    if not text:
-        return _interval(prefix.network)
-    found = _PREFIX_INTERVALS.get(text)
-    if found is None:
-        if len(_PREFIX_INTERVALS) >= _PREFIX_INTERVALS_MAX:
-            _PREFIX_INTERVALS.clear()
-        found = _PREFIX_INTERVALS[text] = _interval(prefix.network)
-    return found
-
-
 def _interval(net: IPNetwork) -> Interval:
     # 1 << host bits, not net.num_addresses: the same number, without ipaddress's slow path.
     if isinstance(net, ipaddress.IPv4Network):
@@ -243,7 +222,7 @@ class Universe:
                     for net in members:
                         points.update(_interval(net))
             elif isinstance(addr, Prefix):
-                low, high = _prefix_interval(addr)
+                low, high = _interval(addr.network)
                 points.add(low)
                 points.add(high)
         for net in ctx.vnet_prefixes:
@@ -330,7 +309,7 @@ class Universe:
             if net.prefixlen == 0:
                 # A /0 covers every tag and ASG: whatever they hold is some address.
                 return (self._v4_all if net.version == 4 else self._v6_all) | self.all_atoms
-            return self._intervals_mask([_prefix_interval(addr)])
+            return self._intervals_mask([_interval(addr.network)])
         if isinstance(addr, Asg):
             members = self.ctx.asg_members.get(addr.key)
             if members is None:
