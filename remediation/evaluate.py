@@ -204,6 +204,7 @@ class Universe:
         atoms: set[str] = {"internet", "virtualnetwork", "azureloadbalancer"}
         self._exact_tags: dict[str, tuple[IPNetwork, ...]] = {}
         points: set[int] = {0, _V6_OFFSET, _LINE_END}
+        prefixes: list[tuple[Prefix, Interval]] = []
         for addr in addresses:
             if isinstance(addr, ServiceTag):
                 name = canonical_tag(addr.name).lower()
@@ -222,9 +223,10 @@ class Universe:
                     for net in members:
                         points.update(_interval(net))
             elif isinstance(addr, Prefix):
-                low, high = _interval(addr.network)
+                low, high = interval = _interval(addr.network)
                 points.add(low)
                 points.add(high)
+                prefixes.append((addr, interval))
         for net in ctx.vnet_prefixes:
             points.update(_interval(net))
         for members in ctx.asg_members.values():
@@ -237,6 +239,7 @@ class Universe:
         self._atoms = sorted(atoms)
         self._atom_bit = {a: 1 << i for i, a in enumerate(self._atoms)}
         self._points = sorted(points)
+        self._point_index = {p: i for i, p in enumerate(self._points)}
         self._seg_shift = len(self._atoms)
         self.all_atoms = (1 << len(self._atoms)) - 1
         self.all_addresses = (1 << (len(self._atoms) + len(self._points) - 1)) - 1
@@ -252,6 +255,13 @@ class Universe:
         # their address and port objects, and hashing those dataclasses is Python code.
         self._address_cache: dict[int, tuple[Address, int]] = {}
         self._port_cache: dict[int, tuple[PortRange, int]] = {}
+        # A prefix's mask is its run of segments: known now, without a second lookup later.
+        # (A /0 also covers every tag and ASG: address_mask computes that one.)
+        index, shift = self._point_index, self._seg_shift
+        for prefix, (low, high) in prefixes:
+            if high - low < (_V6_OFFSET if low < _V6_OFFSET else _LINE_END - _V6_OFFSET):  # not a /0
+                i = index[low]
+                self._address_cache[id(prefix)] = (prefix, (((1 << (index[high] - i)) - 1) << i) << shift)
         # Rule cubes by object id (the rule is kept alongside, so its id stays unique):
         # a review evaluates the same rules many times, and hashing a rule costs more.
         self._rule_cache: dict[int, tuple[SecurityRule, Cube]] = {}
@@ -286,11 +296,10 @@ class Universe:
 
     def _intervals_mask(self, intervals: Iterable[Interval]) -> int:
         mask = 0
-        points = self._points
+        index = self._point_index
         for low, high in intervals:
-            i = bisect_left(points, low)
-            j = bisect_left(points, high)
-            if points[i] != low or j >= len(points) or points[j] != high:
+            i, j = index.get(low), index.get(high)
+            if i is None or j is None:
                 raise ValueError(f"interval {low}-{high} is not aligned with this universe")
             mask |= ((1 << (j - i)) - 1) << i
         return mask << self._seg_shift
