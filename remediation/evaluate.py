@@ -246,8 +246,9 @@ class Universe:
         self._v4_all = self._intervals_mask([(0, _V6_OFFSET)])
         self._v6_all = self._intervals_mask([(_V6_OFFSET, _LINE_END)])
         port_points = {0, _PORT_END}
-        for p in ports:
-            port_points.update((p.low, p.high + 1))
+        for p in {id(p): p for p in ports}.values():  # by identity, as the addresses
+            port_points.add(p.low)
+            port_points.add(p.high + 1)
         port_points.update((ANY_PORT.low, ANY_PORT.high + 1))
         self._port_points = sorted(port_points)
         self.all_ports = (1 << (len(self._port_points) - 1)) - 1
