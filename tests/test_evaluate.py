@@ -683,6 +683,23 @@ def test_flows_of_different_universes_do_not_mix() -> None:
         _ = a.all_flows() & b.all_flows()
 
 
+def test_flow_sets_are_immutable_and_compare_by_their_cubes() -> None:
+    query = q("Tcp", "*", "Storage", "443")
+    u = Universe.of(DEFAULT_CONTEXT, [], [query])
+    flows = u.flows(query)
+    with pytest.raises(AttributeError, match="immutable"):
+        flows.cubes = ()
+    with pytest.raises(AttributeError, match="immutable"):
+        del flows.universe
+    again = u.flows(query)
+    assert again is not flows
+    assert again == flows
+    assert hash(again) == hash(flows)
+    assert flows != u.all_flows()
+    assert (flows | u.empty()) is flows
+    assert (u.empty() | flows) == flows
+
+
 def test_query_not_aligned_with_universe_is_refused() -> None:
     u = Universe.of(DEFAULT_CONTEXT, [], [])
     with pytest.raises(ValueError, match="not aligned"):
