@@ -581,6 +581,10 @@ def _swap(inventory: Inventory, group: NetworkSecurityGroup) -> Inventory:
     return replace(inventory, nsgs=tuple(group if n.key == group.key else n for n in inventory.nsgs))
 
 
+def _key(finding: Any) -> tuple[str, ...]:
+    return (finding.kind.value, finding.requirement, finding.nsg.lower(), finding.rule or "", finding.subnet or "")
+
+
 def _baseline_required(u: Universe, baseline: Baseline, direction: Direction) -> Any:
     required = u.empty()
     for req in baseline.rules:
@@ -605,6 +609,11 @@ def test_plan_properties(group: NetworkSecurityGroup, with_network: bool) -> Non
     assert not second.remediable, [f.to_json() for f in second.remediable]
     assert replan.is_empty, (replan.added, replan.replaced)
     assert replan.security_rules == plan.security_rules
+
+    # "Remediable" was decided by re-checking the plan inside the first review, whose
+    # caches reuse the verdicts of unchanged directions: a fresh review must agree.
+    gone_after = {_key(f) for f in first.findings} - {_key(f) for f in second.findings}
+    assert {_key(f) for f in first.findings if f.remediable} == gone_after
 
     # A compliant NSG's plan is empty; an empty plan means nothing remediable was found.
     if not first.findings:
