@@ -1,6 +1,7 @@
 """Benchmark: evaluate 5,000 NSGs of 50 custom rules each against the baseline.
 
     .venv/bin/python benchmarks/bench_evaluate.py [--count N] [--rules N] [--gc]
+    .venv/bin/python benchmarks/bench_evaluate.py --count 500 --profile
 
 5,000 is the per-region limit of NSGs per subscription. Each NSG is an ARM
 REST document holding the five baseline rules (some drifted) plus human
@@ -22,8 +23,11 @@ everything down.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import json
+import os
+import pstats
 import random
 import sys
 import time
@@ -254,12 +258,31 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--rules", type=int, default=50, help="custom rules per NSG (default 50)")
     parser.add_argument("--full", action="store_true", help="the issue's size: 5,000 x 50 (already the default)")
     parser.add_argument("--gc", action="store_true", help="time with the garbage collector running")
+    parser.add_argument(
+        "--profile", action="store_true", help="only print a cProfile of assess() over --count NSGs (no timing)"
+    )
     args = parser.parse_args(argv)
     if args.full:
         args.count, args.rules = 5000, 50
+    if args.profile:
+        profile(args.count, args.rules)
+        return {}
     figures = run(args.count, args.rules, collect=args.gc)
     report(figures)
     return figures
+
+
+def profile(count: int, rules: int) -> None:
+    """Where assess() spends its time: BENCH_SORT (default tottime) and BENCH_LINES (default 30)."""
+    baseline = load_baseline()
+    nsgs = [parse_document(json.loads(t), where="profile").nsgs[0] for t in generate(count, rules)]
+    evaluate_all(nsgs[: max(1, count // 10)], baseline)  # warm the caches parse and tags keep
+    gc.disable()
+    profiler = cProfile.Profile()
+    profiler.runcall(evaluate_all, nsgs, baseline)
+    gc.enable()
+    stats = pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "tottime"))
+    stats.print_stats(int(os.environ.get("BENCH_LINES", "30")))
 
 
 if __name__ == "__main__":
