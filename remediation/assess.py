@@ -121,9 +121,8 @@ def assess(
         review = NsgReview(network, nsg, nsg_roles, baseline, tags or CONTAINMENT)
         nsg_findings, plan = assess_review(review)
         for f in nsg_findings:
-            key = (f.kind.value, f.requirement, f.nsg.lower(), f.rule or "", (f.subnet or "").lower())
-            if key not in seen:
-                seen.add(key)
+            if f.key not in seen:
+                seen.add(f.key)
                 findings.append(f)
         plans.append(plan)
     if expected_attachments:
@@ -131,9 +130,8 @@ def assess(
         for f in _detached_from_memory(network, baseline, expected_attachments):
             if wanted is not None and f.nsg.lower() not in wanted and (f.subnet or "").lower() not in wanted_subnets:
                 continue
-            key = (f.kind.value, f.requirement, f.nsg.lower(), f.rule or "", (f.subnet or "").lower())
-            if key not in seen:
-                seen.add(key)
+            if f.key not in seen:
+                seen.add(f.key)
                 findings.append(f)
     repairs: tuple[EndpointRepair, ...] = ()
     if repair_endpoints:

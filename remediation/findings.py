@@ -66,12 +66,14 @@ class Finding:
     subnet: str | None = None
 
     @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        """What makes two findings "the same problem": kind, requirement, NSG, rule, subnet."""
+        return (self.kind.value, self.requirement, self.nsg.lower(), self.rule or "", (self.subnet or "").lower())
+
+    @property
     def fingerprint(self) -> str:
         """Stable identity of "the same problem" across sweeps, for alert dedup."""
-        key = "|".join(
-            (self.kind.value, self.requirement, self.nsg.lower(), self.rule or "", (self.subnet or "").lower())
-        )
-        return hashlib.sha256(key.encode()).hexdigest()[:32]
+        return hashlib.sha256("|".join(self.key).encode()).hexdigest()[:32]
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -581,10 +581,6 @@ def _swap(inventory: Inventory, group: NetworkSecurityGroup) -> Inventory:
     return replace(inventory, nsgs=tuple(group if n.key == group.key else n for n in inventory.nsgs))
 
 
-def _key(finding: Any) -> tuple[str, ...]:
-    return (finding.kind.value, finding.requirement, finding.nsg.lower(), finding.rule or "", finding.subnet or "")
-
-
 def _baseline_required(u: Universe, baseline: Baseline, direction: Direction) -> Any:
     required = u.empty()
     for req in baseline.rules:
@@ -612,8 +608,8 @@ def test_plan_properties(group: NetworkSecurityGroup, with_network: bool) -> Non
 
     # "Remediable" was decided by re-checking the plan inside the first review, whose
     # caches reuse the verdicts of unchanged directions: a fresh review must agree.
-    gone_after = {_key(f) for f in first.findings} - {_key(f) for f in second.findings}
-    assert {_key(f) for f in first.findings if f.remediable} == gone_after
+    gone_after = {f.key for f in first.findings} - {f.key for f in second.findings}
+    assert {f.key for f in first.findings if f.remediable} == gone_after
 
     # A compliant NSG's plan is empty; an empty plan means nothing remediable was found.
     if not first.findings:
