@@ -319,7 +319,7 @@ class Universe:
             if net.prefixlen == 0:
                 # A /0 covers every tag and ASG: whatever they hold is some address.
                 return (self._v4_all if net.version == 4 else self._v6_all) | self.all_atoms
-            return self._intervals_mask([_interval(addr.network)])
+            return self._intervals_mask([_interval(net)])
         if isinstance(addr, Asg):
             members = self.ctx.asg_members.get(addr.key)
             if members is None:
@@ -659,7 +659,7 @@ def evaluate_rules(
     for rule in rules:
         if not remaining:
             break
-        known = rule_cache.get(id(rule))
+        known = rule_cache.get(id(rule))  # rule_cube's own lookup, inlined: the hottest loop
         rc = known[1] if known is not None and known[0] is rule else universe.rule_cube(rule)
         r0, r1, r2, r3, r4 = rc
         # A rule missing the bounding box of what is left matches none of it: most

@@ -65,7 +65,7 @@ def build_plan(review: NsgReview) -> RemediationPlan:
     added: list[SecurityRule] = []
     replaced: list[SecurityRule] = []
     ordered = sorted(review.requirements, key=lambda r: (r.rule.direction.value, r.rule.priority))
-    current = nsg  # the NSG holding ``rules``: one object per rule list, so the review's caches hit
+    current = nsg  # the NSG holding ``rules``, built once per change rather than once per question
     changed = True
     while changed:
         # Restoring one rule can break a requirement judged before it: with both

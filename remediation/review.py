@@ -113,8 +113,6 @@ class NsgReview:
         self._allowlists: dict[Direction, FlowSet] = {}
         self._same: dict[tuple[int, str], tuple[SecurityRule, bool]] = {}
         self._names: dict[int, tuple[tuple[SecurityRule, ...], dict[str, SecurityRule]]] = {}
-        self._locks: list[RuleRequirement] | None = None
-        self._permitted: FlowSet | None = None
         self._flow_queries = [self.universe.flows(c.flows) for c in self.flow_checks]
         self._paths_seen: dict[tuple[int, Direction, str, str, int, int], tuple[object, PathVerdict]] = {}
         # The questions verdict() is asked most (each baseline rule's portion, all of the
@@ -133,6 +131,20 @@ class NsgReview:
             for q in queries.values():
                 union = union | q
             self._cover[direction] = union
+        # The breach check's basis, the same for the NSG as read and for its plan: the
+        # outbound deny rules that lock the Internet, and what may still reach it.
+        self._locks = [
+            r
+            for r in self.requirements
+            if r.rule.access is Access.DENY
+            and r.rule.direction is Direction.OUTBOUND
+            and not (self._internet & self.universe.rule_flows(r.rule)).is_empty
+        ]
+        self._permitted = (
+            self.allowlist(Direction.OUTBOUND) | self._required_flows(Direction.OUTBOUND)
+            if self._locks
+            else self.universe.empty()
+        )
 
     # -- the baseline's own meaning ---------------------------------------------
 
@@ -295,17 +307,8 @@ class NsgReview:
         return self.portion(req).issubset(self.universe.rule_flows(rule))
 
     def _breach_problems(self, nsg: NetworkSecurityGroup) -> list[Problem]:
-        if self._locks is None:  # the same for the NSG as read and for its plan
-            self._locks = [
-                r
-                for r in self.requirements
-                if r.rule.access is Access.DENY
-                and r.rule.direction is Direction.OUTBOUND
-                and not (self._internet & self.universe.rule_flows(r.rule)).is_empty
-            ]
-            self._permitted = self.allowlist(Direction.OUTBOUND) | self._required_flows(Direction.OUTBOUND)
         locks, permitted = self._locks, self._permitted
-        if not locks or permitted is None:
+        if not locks:
             return []
         verdict = self.verdict(nsg, Direction.OUTBOUND, self._internet)
         found: list[Problem] = []
@@ -331,9 +334,9 @@ class NsgReview:
 
     def _required_flows(self, direction: Direction) -> FlowSet:
         required = self.universe.empty()
-        for check in self.flow_checks:
+        for check, query in zip(self.flow_checks, self._flow_queries, strict=True):
             if check.direction is direction:
-                required = required | self.universe.flows(check.flows)
+                required = required | query
         return required
 
     def _flow_checks(self) -> list[FlowCheck]:
