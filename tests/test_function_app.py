@@ -29,7 +29,7 @@ from devtools.emulator import HUMAN, REMEDIATOR, Emulator
 from remediation.alerts.dispatch import Channel
 from remediation.azure.arm import ArmOptions
 from remediation.baseline_file import load_baseline
-from remediation.commands.demo import RESOURCE_GROUP, cyclecloud_network
+from remediation.commands.demo import RESOURCE_GROUP, cyclecloud_network, host_event
 from remediation.errors import TransientError
 from remediation.findings import Severity
 from remediation.settings import Settings
@@ -118,18 +118,6 @@ def break_storage_rule(ctx: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def grid_event(raw: dict[str, Any]) -> func.EventGridEvent:
-    return func.EventGridEvent(
-        id=raw["id"],
-        data=raw["data"],
-        topic=raw.get("topic", ""),
-        subject=raw["subject"],
-        event_type=raw["eventType"],
-        event_time=datetime.fromisoformat(raw["eventTime"]) if raw.get("eventTime") else None,
-        data_version=raw.get("dataVersion", "2"),
-    )
-
-
 def post(body: Any, raw: bytes | None = None) -> func.HttpResponse:
     req = func.HttpRequest(
         method="POST",
@@ -167,7 +155,7 @@ def test_functions_are_declared_as_the_host_expects() -> None:
 def test_event_from_a_person_restores_the_rule(app: dict[str, Any]) -> None:
     em = app["em"]
     event = break_storage_rule(app)
-    user_code("on_nsg_change")(grid_event(event))
+    user_code("on_nsg_change")(host_event(event))
     assert "AllowAzureStorage" in names(em)
     assert len(arm_calls(em, "PUT")) == 1
     [record] = app["state"].audit_trail()
@@ -180,13 +168,13 @@ def test_own_write_and_duplicate_events_make_no_arm_call(app: dict[str, Any]) ->
     em = app["em"]
     event = break_storage_rule(app)
     handler = user_code("on_nsg_change")
-    handler(grid_event(event))
+    handler(host_event(event))
     assert em.events.wait_idle(5)
     own = [e for e in app["events"] if e["data"]["claims"]["appid"] == em.identities.get(REMEDIATOR).appid]
     assert own, "the remediator's PUT produced an event"
     em.clear_requests()
-    handler(grid_event(own[0]))
-    handler(grid_event(event))  # Event Grid delivers at least once
+    handler(host_event(own[0]))
+    handler(host_event(event))  # Event Grid delivers at least once
     assert arm_calls(em) == []
 
 
@@ -198,18 +186,18 @@ def test_malformed_foreign_and_unrelated_events_are_dropped(app: dict[str, Any])
     malformed["id"] = "bad-1"
     malformed["data"] = {"resourceUri": "", "claims": "{not json"}
     malformed["subject"] = ""
-    handler(grid_event(malformed))
+    handler(host_event(malformed))
     foreign = copy.deepcopy(event)
     foreign["id"] = "foreign-1"
     other = "00000000-0000-0000-0000-0000000000f2"
     foreign["subject"] = foreign["subject"].replace(SUB, other)
     foreign["data"]["resourceUri"] = foreign["data"]["resourceUri"].replace(SUB, other)
     foreign["data"]["subscriptionId"] = other
-    handler(grid_event(foreign))
+    handler(host_event(foreign))
     unrelated = copy.deepcopy(event)
     unrelated["id"] = "storage-1"
     unrelated["data"]["operationName"] = "Microsoft.Storage/storageAccounts/write"
-    handler(grid_event(unrelated))
+    handler(host_event(unrelated))
     assert arm_calls(em) == []
     assert "AllowAzureStorage" not in names(em)
 
@@ -219,9 +207,9 @@ def test_transient_arm_failure_is_raised_for_event_grid_to_retry(app: dict[str, 
     event = break_storage_rule(app)
     fault = em.faults.add(kind="status", method="PUT", path="networkSecurityGroups", status=503, times=None)
     with pytest.raises(TransientError):
-        user_code("on_nsg_change")(grid_event(event))
+        user_code("on_nsg_change")(host_event(event))
     em.faults.remove(fault.id)
-    user_code("on_nsg_change")(grid_event(event))  # the redelivery is not taken for a duplicate
+    user_code("on_nsg_change")(host_event(event))  # the redelivery is not taken for a duplicate
     assert "AllowAzureStorage" in names(em)
 
 

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import azure.functions as func
 import pytest
 
 import function_app
 from devtools.emulator import REMEDIATOR, Emulator
 from remediation.azure.arm import ArmOptions
 from remediation.baseline_file import load_baseline
-from remediation.commands.demo import cyclecloud_network
+from remediation.commands.demo import cyclecloud_network, host_event
 from remediation.settings import Settings
 from remediation.state import InMemoryStateStore
 from remediation.wiring import Runtime, build_runtime
@@ -49,19 +47,6 @@ def runtime(arm_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runt
     rt.close()
 
 
-def grid_event(raw: dict[str, Any]) -> func.EventGridEvent:
-    when = raw.get("eventTime")
-    return func.EventGridEvent(
-        id=raw["id"],
-        data=raw["data"],
-        topic=raw.get("topic", ""),
-        subject=raw.get("subject", ""),
-        event_type=raw.get("eventType", ""),
-        event_time=datetime.fromisoformat(when) if when else None,
-        data_version=raw.get("dataVersion", "2"),
-    )
-
-
 class Subscriber:
     """The Function host's part: each delivered event goes to on_nsg_change; the log says what came."""
 
@@ -74,7 +59,7 @@ class Subscriber:
         for event in batch:
             self.delivered.append(event)
             try:
-                self.handler(grid_event(event))
+                self.handler(host_event(event))
             except Exception as exc:  # Event Grid would redeliver; the test wants to know
                 self.errors.append(exc)
                 raise
@@ -157,9 +142,9 @@ def test_events_for_other_resources_cause_no_arm_call(runtime: Runtime, arm_env:
     handler = function_app.user_function("on_nsg_change")
     for name in ("resource_write_success.json", "resource_delete_success.json"):
         raw = json.loads((SAMPLES / name).read_text().replace("{subscription-id}", sub))
-        handler(grid_event(raw))
+        handler(host_event(raw))
     vm = json.loads((SAMPLES / "resource_write_success.json").read_text().replace("{subscription-id}", sub))
     vm["id"] = "vm-write"
     vm["data"]["operationName"] = "Microsoft.Compute/virtualMachines/write"
-    handler(grid_event(vm))
+    handler(host_event(vm))
     assert [r for r in arm_env.requests() if r["path"] != "/msi/token"] == []

@@ -13,10 +13,8 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-import azure.functions as func
 from azure.core.credentials import AccessToken
 from azure.mgmt.network import NetworkManagementClient
 
@@ -201,20 +199,6 @@ def duplicated(rules: list[dict[str, Any]]) -> list[str]:
                 dups.append(r["name"])
             seen[key] = r["name"]
     return dups
-
-
-def event_grid_event(event: dict[str, Any]) -> func.EventGridEvent:
-    """An emulator event as the Functions host hands it to the trigger."""
-    when = event.get("eventTime")
-    return func.EventGridEvent(
-        id=event["id"],
-        data=event.get("data") or {},
-        topic=event.get("topic", ""),
-        subject=event.get("subject", ""),
-        event_type=event.get("eventType", ""),
-        event_time=datetime.fromisoformat(when) if isinstance(when, str) else None,
-        data_version=event.get("dataVersion", ""),
-    )
 
 
 def make_world(em: Emulator, docs: list[dict[str, Any]] | None = None, options: ArmOptions = FAST) -> World:

@@ -17,13 +17,13 @@ import pytest
 
 import function_app
 from remediation.azure.arm import ArmOptions
+from remediation.commands.demo import host_event
 from tests.reliability.harness import (
     FAST,
     HUMAN_RULE,
     RESOURCE_GROUP,
     World,
     duplicated,
-    event_grid_event,
     human_client,
     make_world,
     network,
@@ -115,7 +115,7 @@ def test_one_event_delivered_many_times_at_once(emulator: Any) -> None:
         (event,) = human_events(world, delete_storage)
         emulator.clear_requests()
         handler = on_nsg_change()
-        errors = run_together(*[lambda: handler(event_grid_event(event)) for _ in range(16)])
+        errors = run_together(*[lambda: handler(host_event(event)) for _ in range(16)])
         assert errors == []
         assert_converged(world)
         assert remediator_puts(world) == 1
@@ -145,7 +145,7 @@ def test_many_events_for_one_nsg_at_once(emulator: Any) -> None:
         assert len(events) == 8
         emulator.clear_requests()
         handler = on_nsg_change()
-        errors = run_together(*[lambda e=e: handler(event_grid_event(e)) for e in events])
+        errors = run_together(*[lambda e=e: handler(host_event(e)) for e in events])
         assert errors == []
         assert_converged(world, *(f"Burst{i}" for i in range(6)))
         assert remediator_puts(world) == 1, [r["status"] for r in world.arm_requests(method="PUT")]
@@ -176,14 +176,14 @@ def test_events_out_of_order(emulator: Any) -> None:
         emulator.clear_requests()
         handler = on_nsg_change()
         for event in reversed(events):
-            handler(event_grid_event(event))
+            handler(host_event(event))
         assert_converged(world, "Late2")
         assert "Late1" not in world.rule_names(), "a rule the person deleted came back from an old event"
         assert remediator_puts(world) == 1
 
         # And through the emulator's own delivery: duplicates and a shuffling window, live.
         emulator.set_event_subscriber(
-            lambda batch: [handler(event_grid_event(e)) for e in batch], duplicate=0.5, reorder=4, seed=7
+            lambda batch: [handler(host_event(e)) for e in batch], duplicate=0.5, reorder=4, seed=7
         )
         people = human_client(emulator)
         try:
@@ -207,7 +207,7 @@ def test_sweep_and_event_on_one_nsg_at_once(emulator: Any, round_: int) -> None:
         (event,) = human_events(world, delete_storage)
         emulator.clear_requests()
         handler = on_nsg_change()
-        calls: list[Callable[[], object]] = [world.sweep, lambda: handler(event_grid_event(event))]
+        calls: list[Callable[[], object]] = [world.sweep, lambda: handler(host_event(event))]
         if round_ % 2:
             calls.reverse()
         errors = run_together(*calls)

@@ -16,12 +16,12 @@ import pytest
 
 import function_app
 from devtools.emulator import REMEDIATOR
+from remediation.commands.demo import host_event
 from tests.reliability.harness import (
     HUMAN_RULE,
     RESOURCE_GROUP,
     World,
     duplicated,
-    event_grid_event,
     human_client,
     make_world,
     network,
@@ -52,7 +52,7 @@ def benign_rule(i: int) -> dict[str, Any]:
 def run_loop(world: World, rounds: int, seed: int) -> dict[str, int]:
     em = world.em
     handler = function_app.user_function("on_nsg_change")
-    em.set_event_subscriber(lambda batch: [handler(event_grid_event(e)) for e in batch], duplicate=0.3, reorder=3)
+    em.set_event_subscriber(lambda batch: [handler(host_event(e)) for e in batch], duplicate=0.3, reorder=3)
     baseline_rules = [n for n in world.rule_names() if n != HUMAN_RULE["name"]]
     rng = random.Random(seed)
     breaking = 0

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 import function_app
+from remediation.commands.demo import host_event
 from remediation.errors import TransientError
-from tests.reliability.harness import RESOURCE_GROUP, World, event_grid_event, human_client
+from tests.reliability.harness import RESOURCE_GROUP, World, human_client
 
 pytestmark = pytest.mark.integration
 
@@ -41,18 +42,18 @@ def test_redelivery_after_a_transient_failure_is_handled(world: World) -> None:
         kind="status", method="PUT", path="networkSecurityGroups", status=503, principal="remediator", times=None
     )
     with pytest.raises(TransientError):
-        handler(event_grid_event(event))
+        handler(host_event(event))
     assert "AllowAzureMonitor" not in world.rule_names()
 
     # ARM recovers; Event Grid delivers the same event again.
     em.faults.clear()
-    handler(event_grid_event(event))
+    handler(host_event(event))
     assert "AllowAzureMonitor" in world.rule_names(), "the redelivery was dropped as a duplicate"
     assert world.remaining_remediable() == []
 
     # A true duplicate of a handled event is still dropped before any ARM call.
     em.clear_requests()
-    handler(event_grid_event(event))
+    handler(host_event(event))
     assert world.arm_requests() == []
 
 
