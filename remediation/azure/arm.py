@@ -462,24 +462,15 @@ class ArmNetwork:
             raise ArmRequestError(f"NSG {nsg.id} was read without an etag; refusing an unconditional write")
         body = self._put_body(nsg, plan)
         rg, name = _rg_and_name(nsg.id, "networkSecurityGroups")
-        correlation, hook = _correlation_recorder()
-
-        def write() -> dict[str, Any]:
-            poller = self._client.network_security_groups.begin_create_or_update(
-                rg,
-                name,
-                NsgModel(body),
-                headers={"If-Match": nsg.etag},
-                raw_response_hook=hook,
-                polling_interval=self._options.polling_interval,
-            )
-            result: dict[str, Any] = poller.result().as_dict()
-            return result
-
-        try:
-            after_raw = self._call(f"write NSG {nsg.id}", write)
-        finally:
-            log.info("PUT %s (If-Match %s): correlation ids %s", nsg.id, nsg.etag, ", ".join(correlation) or "<none>")
+        after_raw, correlation = self._put_if_match(
+            "NSG",
+            nsg.id,
+            nsg.etag,
+            self._client.network_security_groups.begin_create_or_update,
+            rg,
+            name,
+            NsgModel(body),
+        )
         after = self._remember(after_raw)
         before_names = {r.name.lower(): r.name for r in nsg.security_rules}
         after_names = {r.name.lower() for r in after.security_rules}
@@ -553,25 +544,16 @@ class ArmNetwork:
         ]
         new_props["serviceEndpoints"] = endpoints + [{"service": s} for s in missing]
         body["properties"] = new_props
-        correlation, hook = _correlation_recorder()
-
-        def write() -> dict[str, Any]:
-            poller = self._client.subnets.begin_create_or_update(
-                rg,
-                vnet,
-                name,
-                SubnetModel(body),
-                headers={"If-Match": etag},
-                raw_response_hook=hook,
-                polling_interval=self._options.polling_interval,
-            )
-            result: dict[str, Any] = poller.result().as_dict()
-            return result
-
-        try:
-            after_raw = self._call(f"write subnet {subnet_id}", write)
-        finally:
-            log.info("PUT %s (If-Match %s): correlation ids %s", subnet_id, etag, ", ".join(correlation) or "<none>")
+        after_raw, correlation = self._put_if_match(
+            "subnet",
+            subnet_id,
+            etag,
+            self._client.subnets.begin_create_or_update,
+            rg,
+            vnet,
+            name,
+            SubnetModel(body),
+        )
         after = _endpoint_services(after_raw.get("properties") or {})
         have = {a.lower() for a in after}
         result = SubnetWriteResult(
@@ -589,6 +571,31 @@ class ArmNetwork:
                 "subnet %s after the write: missing %s, lost %s", subnet_id, result.missing_after, result.lost_endpoints
             )
         return result
+
+    def _put_if_match(
+        self, kind: str, resource_id: str, etag: str, begin: Callable[..., Any], *args: Any
+    ) -> tuple[dict[str, Any], list[str]]:
+        """One PUT conditional on ``etag``, its long-running operation followed to the end.
+
+        Returns the resource as written and ARM's correlation ids, which are logged
+        whatever the outcome (a support case needs them most when the write fails).
+        """
+        correlation, hook = _correlation_recorder()
+
+        def write() -> dict[str, Any]:
+            poller = begin(
+                *args,
+                headers={"If-Match": etag},
+                raw_response_hook=hook,
+                polling_interval=self._options.polling_interval,
+            )
+            result: dict[str, Any] = poller.result().as_dict()
+            return result
+
+        try:
+            return self._call(f"write {kind} {resource_id}", write), correlation
+        finally:
+            log.info("PUT %s (If-Match %s): correlation ids %s", resource_id, etag, ", ".join(correlation) or "<none>")
 
     # ------------------------------------------------------------------ errors
 
