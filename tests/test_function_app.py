@@ -35,6 +35,7 @@ from remediation.findings import Severity
 from remediation.settings import Settings
 from remediation.state import InMemoryStateStore
 from remediation.wiring import build_runtime
+from tests.support.inbox import AlertInbox
 
 SUB = "00000000-0000-0000-0000-0000000000f1"
 BASE = f"/subscriptions/{SUB}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Network"
@@ -46,16 +47,6 @@ STORAGE_WESTEUROPE = Path(__file__).resolve().parents[1] / "reference" / "servic
 
 def user_code(name: str) -> Callable[..., Any]:
     return function_app.user_function(name)
-
-
-class CaptureSink:
-    name = "teams"
-
-    def __init__(self) -> None:
-        self.alerts: list[Any] = []
-
-    def send(self, alert: Any) -> None:
-        self.alerts.append(alert)
 
 
 class Person:
@@ -84,7 +75,7 @@ def app(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     monkeypatch.setenv("REMEDIATOR_PRINCIPAL_ID", remediator.oid)
     monkeypatch.setenv("REMEDIATION_MODE", "enforce")
     emulator.seed(cyclecloud_network(SUB, BASELINE))
-    sink = CaptureSink()
+    sink = AlertInbox("teams")
     state = InMemoryStateStore()
     rt = build_runtime(Settings.from_env(), arm_options=FAST, state=state, channels=[Channel(sink, Severity.INFO)])
     function_app.set_runtime(rt)

@@ -27,11 +27,12 @@ from remediation.findings import Finding, FindingKind, Severity
 from remediation.model import Inventory, NetworkSecurityGroup
 from remediation.parse import merge_inventories, parse_document, parse_nsg
 from remediation.plan import RemediationPlan
-from remediation.ports import Alert, AuditRecord, WriteResult
+from remediation.ports import AuditRecord, WriteResult
 from remediation.service import Restored, handle_event, reconcile
 from remediation.settings import Mode, Settings
 from remediation.state import InMemoryStateStore
 from remediation.wiring import AlertNotifier
+from tests.support.inbox import AlertInbox
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -477,16 +478,7 @@ def test_a_lost_rule_is_alerted_once_and_never_resolved_by_the_next_sweep() -> N
     """Through the real alert policy and state: the next sweep restores the baseline rule,
     and must not tell operators the lost-rule incident was "resolved"."""
 
-    class Inbox:
-        name = "inbox"
-
-        def __init__(self) -> None:
-            self.alerts: list[Alert] = []
-
-        def send(self, alert: Alert) -> None:
-            self.alerts.append(alert)
-
-    inbox = Inbox()
+    inbox = AlertInbox()
     notifier = AlertNotifier(InMemoryStateStore(), [Channel(inbox, Severity.INFO)], SETTINGS)
     base = network(broken="nsg-cyclecloud-missing-storage.json")
     losing = LosingArm([*base.nsgs.values(), *base.others])

@@ -22,11 +22,12 @@ from remediation.alerts.dispatch import Channel
 from remediation.baseline_file import load_baseline
 from remediation.commands.demo import cyclecloud_network
 from remediation.findings import FindingKind, Severity
-from remediation.ports import Alert, AlertStatus
+from remediation.ports import AlertStatus
 from remediation.service import ReconcileReport
 from remediation.wiring import Runtime
 from tests.integration.conftest import human_credential, network_client, remediator_runtime
 from tests.integration.test_events import Subscriber
+from tests.support.inbox import AlertInbox
 
 pytestmark = pytest.mark.integration
 
@@ -34,17 +35,7 @@ BASELINE = load_baseline()
 RG = "rg-cyclecloud"
 
 
-class Inbox:
-    """An alert sink that keeps what it is sent (stands in for Teams and email)."""
-
-    name = "inbox"
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    def send(self, alert: Alert) -> None:
-        self.alerts.append(alert)
-
+class Inbox(AlertInbox):
     def detached(self, status: AlertStatus = AlertStatus.NEW) -> list[str | None]:
         return [
             a.finding.subnet
