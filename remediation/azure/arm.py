@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -42,6 +42,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
     map_error,
 )
+from azure.core.paging import ItemPaged
 from azure.core.pipeline import PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy
 from azure.core.polling.base_polling import OperationFailed
@@ -49,15 +50,6 @@ from azure.core.rest import HttpRequest
 from azure.identity import DefaultAzureCredential
 from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.network import NetworkManagementClient
-from azure.mgmt.network.models import NetworkSecurityGroup as NsgModel
-from azure.mgmt.network.models import Subnet as SubnetModel
-
-try:  # the SDK's own request builders: list with exactly the requests (api-version) its typed calls make
-    from azure.mgmt.network.operations import _operations as _sdk_requests_module
-
-    _sdk_requests: Any = _sdk_requests_module
-except ImportError:  # pragma: no cover - another SDK layout: list through the typed models instead
-    _sdk_requests = None
 
 from remediation.errors import ConflictError, RemediationError, TransientError
 from remediation.model import (
@@ -106,6 +98,12 @@ _READ_ONLY_SUBNET = frozenset(
 )
 _CONFLICT_CODES = frozenset({"anotheroperationinprogress", "conflict", "retryableerror"})
 _CORRELATION_HEADER = "x-ms-correlation-request-id"
+#: The api-version of the collection reads (NSGs, VNets, NICs) sent as plain requests. Pinned here,
+#: not taken from the SDK, so an SDK upgrade cannot change what a list returns; a GA version whose
+#: resource shapes are what remediation.parse reads (the same one the RBAC map and the emulator's
+#: operation links use).
+LIST_API_VERSION = "2024-05-01"
+_NETWORK = "providers/Microsoft.Network"
 
 
 class ArmRequestError(RemediationError):
@@ -213,9 +211,18 @@ class ArmNetwork:
     cached for one :meth:`inventory` call only.
     """
 
-    def __init__(self, client: NetworkManagementClient, settings: Settings, *, options: ArmOptions | None = None):
+    def __init__(
+        self,
+        client: NetworkManagementClient,
+        settings: Settings,
+        *,
+        options: ArmOptions | None = None,
+        subscription_id: str | None = None,
+    ):
         self._client = client
         self._settings = settings
+        #: The subscription the client was built for (the one its typed calls address).
+        self._subscription = subscription_id or settings.subscription_id
         self._options = options or ArmOptions()
         self._raw_nsgs: dict[str, dict[str, Any]] = {}
         self._parsed: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], NetworkSecurityGroup]] = {}
@@ -229,10 +236,13 @@ class ArmNetwork:
         *,
         credential: TokenCredential | None = None,
         options: ArmOptions | None = None,
+        subscription_id: str | None = None,
         **client_kwargs: Any,
     ) -> ArmNetwork:
-        client = build_client(settings, credential=credential, options=options, **client_kwargs)
-        return cls(client, settings, options=options)
+        client = build_client(
+            settings, credential=credential, options=options, subscription_id=subscription_id, **client_kwargs
+        )
+        return cls(client, settings, options=options, subscription_id=subscription_id)
 
     def close(self) -> None:
         self._client.close()
@@ -326,25 +336,24 @@ class ArmNetwork:
         return list(self.service_tags_document(location)["values"])
 
     def _list_nsgs(self, scope: Scope) -> list[dict[str, Any]]:
-        ops = self._client.network_security_groups
         if scope.nsg_name and scope.resource_group:
             one = self._get_nsg_raw(scope.id, missing_ok=True)
             return [one] if one is not None else []
         if scope.resource_group:
             rg = scope.resource_group
-            return self._list(f"list NSGs in {rg}", "network_security_groups_list", lambda: ops.list(rg), rg)
-        return self._list("list NSGs", "network_security_groups_list_all", ops.list_all)
+            path = f"/subscriptions/{scope.subscription_id}/resourceGroups/{rg}/{_NETWORK}/networkSecurityGroups"
+            return self._list(f"list NSGs in {rg}", path)
+        return self._list("list NSGs", f"/subscriptions/{scope.subscription_id}/{_NETWORK}/networkSecurityGroups")
 
-    def _list(self, what: str, builder: str, typed: Callable[[], Iterable[Any]], *args: str) -> list[dict[str, Any]]:
-        """Every page of a collection as ARM's JSON. The resources are parsed from JSON anyway, so
-        the typed models would only be built to be turned back into dicts: that was most of a
-        sweep's time beyond the HTTP round trips (benchmarks/bench_sweep.py). Same pipeline
-        (credential, retries), same requests, same errors as the typed call."""
-        build = getattr(_sdk_requests, f"build_{builder}_request", None)
-        if build is None:  # pragma: no cover - another SDK layout
-            return self._call(what, lambda: [m.as_dict() for m in typed()])
-        subscription = str(getattr(self._client._config, "subscription_id", "") or self._settings.subscription_id)
-        return self._call(what, lambda: self._pages(build(*args, subscription_id=subscription)))
+    def _list(self, what: str, path: str) -> list[dict[str, Any]]:
+        """Every page of a collection as ARM's JSON, through the client's documented ``send_request``.
+
+        The resources are parsed from JSON anyway, so the SDK's typed models would only be built
+        to be turned back into dicts: that was most of a sweep's time beyond the HTTP round trips
+        (benchmarks/bench_sweep.py). Same pipeline (credential, retries) and errors as a typed call.
+        """
+        first = HttpRequest("GET", path, params={"api-version": LIST_API_VERSION})
+        return self._call(what, lambda: list(self._pages(first)))
 
     def _get_json(self, request: HttpRequest) -> dict[str, Any]:
         """One request through the client's pipeline, its JSON body; errors raised as the SDK does."""
@@ -356,15 +365,16 @@ class ArmNetwork:
         body = response.json()
         return body if isinstance(body, dict) else {}
 
-    def _pages(self, request: HttpRequest) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        while True:
-            body = self._get_json(request)
-            items.extend(body.get("value") or [])
-            next_link = body.get("nextLink")
-            if not next_link:
-                return items
-            request = HttpRequest("GET", next_link)
+    def _pages(self, first: HttpRequest) -> ItemPaged[dict[str, Any]]:
+        """ARM's paging (``value`` and ``nextLink``) as azure-core's ItemPaged."""
+
+        def get_page(next_link: str | None) -> dict[str, Any]:
+            return self._get_json(first if next_link is None else HttpRequest("GET", next_link))
+
+        def split(body: dict[str, Any]) -> tuple[str | None, Iterator[dict[str, Any]]]:
+            return body.get("nextLink") or None, iter(body.get("value") or [])
+
+        return ItemPaged(get_page, split)
 
     def _get_nsg_raw(self, nsg_id: str, *, missing_ok: bool) -> dict[str, Any] | None:
         rg, name = _rg_and_name(nsg_id, "networkSecurityGroups")
@@ -376,7 +386,7 @@ class ArmNetwork:
 
     def _get_vnets_raw(self, vnet_ids: Mapping[str, str]) -> list[dict[str, Any]]:
         if len(vnet_ids) > self._options.vnet_list_threshold:
-            listed = self._list("list VNets", "virtual_networks_list_all", self._client.virtual_networks.list_all)
+            listed = self._list("list VNets", f"/subscriptions/{self._subscription}/{_NETWORK}/virtualNetworks")
             return [r for r in listed if str(r.get("id", "")).lower() in vnet_ids]
         fetched = (self._get_vnet_raw(vnet_id) for vnet_id in vnet_ids.values())
         return [raw for raw in fetched if raw is not None]
@@ -398,7 +408,7 @@ class ArmNetwork:
             return []
         raws: list[dict[str, Any]]
         if len(nic_ids) > self._options.nic_list_threshold:
-            listed = self._list("list NICs", "network_interfaces_list_all", self._client.network_interfaces.list_all)
+            listed = self._list("list NICs", f"/subscriptions/{self._subscription}/{_NETWORK}/networkInterfaces")
             raws = [r for r in listed if str(r.get("id", "")).lower() in nic_ids]
         else:
             fetched = (self._get_nic_raw(nic_id) for nic_id in nic_ids.values())
@@ -469,7 +479,7 @@ class ArmNetwork:
             self._client.network_security_groups.begin_create_or_update,
             rg,
             name,
-            NsgModel(body),
+            body,  # the REST JSON form, which the typed operation documents beside its model
         )
         after = self._remember(after_raw)
         before_names = {r.name.lower(): r.name for r in nsg.security_rules}
@@ -552,7 +562,7 @@ class ArmNetwork:
             rg,
             vnet,
             name,
-            SubnetModel(body),
+            body,
         )
         after = _endpoint_services(after_raw.get("properties") or {})
         have = {a.lower() for a in after}
