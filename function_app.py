@@ -18,8 +18,8 @@ from typing import Any
 
 import azure.functions as func
 
-from remediation.azure.eventgrid import parse_event
 from remediation.errors import InputError, RemediationError, ScopeError, TransientError
+from remediation.events import parse_event
 from remediation.wiring import Runtime, build_runtime
 
 log = logging.getLogger("lockdown_guard")

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from remediation.findings import Finding, Severity
 from remediation.model import Inventory, NetworkSecurityGroup
 from remediation.plan import RemediationPlan
+from remediation.tags import TagModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,41 @@ class SubnetWriter(Protocol):
         connections once bounded retries are spent.
         """
         ...
+
+
+class TagSource(Protocol):
+    def current(self) -> TagModel | None:
+        """The service-tag model to judge with now (refreshed when due); None: containment."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """Rules one write put back, and the findings it fixed (what the alert policy needs)."""
+
+    nsg_id: str
+    rules: tuple[str, ...]
+    fixed: tuple[Finding, ...]
+    actor: str | None = None
+
+
+class Notifier(Protocol):
+    """Turns one reconcile's outcome into operator alerts (``remediation.wiring.AlertNotifier``).
+
+    ``findings`` are what is still wrong after remediation; ``scopes`` the
+    resource-id prefixes this reconcile covered (so nothing outside them is
+    "resolved"). Returns one line per alert sent, for the report.
+    """
+
+    def notify(
+        self,
+        findings: Sequence[Finding],
+        *,
+        restored: Sequence[Restored],
+        scopes: Sequence[str],
+        actor: str | None,
+        at: datetime,
+    ) -> Sequence[str]: ...
 
 
 class AlertStatus(StrEnum):

@@ -34,10 +34,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from remediation.alerts.policy import RESOLVED
 from remediation.errors import InputError, SettingsError, TransientError
 from remediation.findings import Severity
-from remediation.ports import AlertHistoryEntry, AlertState, AuditRecord
+from remediation.ports import AlertHistoryEntry, AlertState, AlertStatus, AuditRecord
 from remediation.settings import Settings
 
 if TYPE_CHECKING:
@@ -375,7 +374,7 @@ class TableStateStore:
                 (str(e["PartitionKey"]), str(e["RowKey"]))
                 for e in alerts.query_entities(
                     "PartitionKey eq @pk and status eq @status and last_seen lt @cutoff",
-                    parameters={"pk": _ALERT_PARTITION, "status": RESOLVED, "cutoff": cutoff},
+                    parameters={"pk": _ALERT_PARTITION, "status": AlertStatus.RESOLVED.value, "cutoff": cutoff},
                     select=["PartitionKey", "RowKey"],
                 )
             ]
@@ -557,7 +556,9 @@ class InMemoryStateStore:
         cutoff = _utc(older_than)
         with self._lock:
             events = [e for e, at in self._events.items() if _utc(at) < cutoff]
-            states = [fp for fp, s in self._alerts.items() if s.status == RESOLVED and _utc(s.last_seen) < cutoff]
+            states = [
+                fp for fp, s in self._alerts.items() if s.status == AlertStatus.RESOLVED and _utc(s.last_seen) < cutoff
+            ]
             for event_id in events:
                 del self._events[event_id]
             for fp in states:

@@ -2,7 +2,7 @@
 
 Nothing here decides anything; it only picks and connects the adapters the
 settings name (ARM client, state store, alert channels, baseline) and hands
-them to :mod:`remediation.service` as one :class:`Runtime`.
+them to :mod:`remediation.service` as one :class:`Runtime` (a Reconciler).
 """
 
 from __future__ import annotations
@@ -22,13 +22,11 @@ from remediation.alerts.dispatch import Channel
 from remediation.alerts.notify import notify
 from remediation.alerts.policy import Restoration
 from remediation.azure.arm import ArmNetwork, ArmOptions, default_credential
-from remediation.azure.eventgrid import ResourceEvent
 from remediation.azure.evidence import evidence_from_settings
-from remediation.baseline import Baseline
 from remediation.errors import SettingsError
 from remediation.findings import Finding
-from remediation.ports import Alert, EvidenceSource, NsgSource, NsgWriter, StateStore, SubnetWriter
-from remediation.service import EventOutcome, Notifier, ReconcileReport, Restored, handle_event, reconcile
+from remediation.ports import Alert, EvidenceSource, Restored, StateStore
+from remediation.service import Reconciler
 from remediation.settings import Settings
 from remediation.state import InMemoryStateStore, TableStateStore
 from remediation.tag_source import ServiceTagsCache
@@ -37,26 +35,15 @@ from remediation.tags import TagModel, exact_from_documents
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Runtime:
-    """Everything a trigger needs, built once per process."""
+@dataclass(frozen=True, kw_only=True)
+class Runtime(Reconciler):
+    """The :class:`~remediation.service.Reconciler` built from the app settings, once per process,
+    with what closes its clients and what the status page says about its tag model.
 
-    settings: Settings
-    source: NsgSource
-    writer: NsgWriter
-    baseline: Baseline
-    state: StateStore | None
-    alerts: Notifier | None
-    tags: Any = None
-    tag_source: ServiceTagsCache | None = None
-    subnet_writer: SubnetWriter | None = None
+    Replace single parts with :func:`dataclasses.replace` (``replace(rt, notifier=None)``).
+    """
+
     close: Callable[[], None] = lambda: None
-
-    def current_tags(self) -> Any:
-        """The tag model reconcile judges with: the API's (loaded or refreshed now) or the file's."""
-        if self.tag_source is not None:
-            return self.tag_source.current()
-        return self.tags
 
     def describe_tags(self) -> dict[str, Any]:
         """Which service-tag model is in force, for the status page; never fetches.
@@ -65,7 +52,7 @@ class Runtime:
         ``exact`` whether exact addresses are in force now (the API's first
         load may have failed, leaving containment).
         """
-        if self.tag_source is not None:
+        if isinstance(self.tag_source, ServiceTagsCache):
             cache = self.tag_source.describe()
             return {
                 "source": "api",
@@ -77,36 +64,14 @@ class Runtime:
                 "tags": cache["tags"],
             }
         if self.settings.service_tags_path:
-            prefixes = self.tags.prefixes if isinstance(self.tags, TagModel) else {}
+            prefixes = self.tags.prefixes if self.tags is not None else {}
             path = self.settings.service_tags_path
             return {"source": "file", "exact": bool(prefixes), "path": path, "tags": len(prefixes)}
         return {"source": "containment", "exact": False}
 
-    def _adapters(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        adapters: dict[str, Any] = {
-            "source": self.source,
-            "writer": self.writer,
-            "baseline": self.baseline,
-            "settings": self.settings,
-            "alerts": self.alerts,
-            "state": self.state,
-            "tags": self.current_tags() if "tags" not in overrides else None,
-            "subnet_writer": self.subnet_writer,
-        }
-        adapters.update(overrides)
-        return adapters
-
-    def reconcile(self, scope: str | None, *, trigger: str, **options: Any) -> ReconcileReport:
-        """:func:`remediation.service.reconcile` with this runtime's adapters (``options`` may replace one)."""
-        return reconcile(scope, trigger=trigger, **self._adapters(options))
-
-    def handle_event(self, event: ResourceEvent, **options: Any) -> EventOutcome:
-        """:func:`remediation.service.handle_event` with this runtime's adapters."""
-        return handle_event(event, **self._adapters(options))
-
 
 class AlertNotifier:
-    """:class:`~remediation.service.Notifier` on :func:`remediation.alerts.notify.notify`.
+    """:class:`~remediation.ports.Notifier` on :func:`remediation.alerts.notify.notify`.
 
     decide (what to tell whom) -> dispatch (never raising) -> settle -> store
     states and history; ``evidence`` (Azure Monitor) names actors and denied
@@ -214,7 +179,7 @@ def build_runtime(
         writer=arm,
         baseline=baseline,
         state=store,
-        alerts=AlertNotifier(store, chosen, settings, evidence=evidence_from_settings(settings, credential)),
+        notifier=AlertNotifier(store, chosen, settings, evidence=evidence_from_settings(settings, credential)),
         tags=load_tags(settings),
         tag_source=tag_source(settings, arm),
         # Used only with SERVICE_ENDPOINT_REPAIR (the service checks the setting).

@@ -1,4 +1,4 @@
-"""reconcile() and handle_event() over in-memory ports.
+"""Reconciler.reconcile() and .handle_event() over in-memory ports.
 
 The ARM side here is an in-memory stand-in for NsgSource/NsgWriter that keeps
 ARM's etag rule (a write with a stale If-Match is refused): the service logic
@@ -20,15 +20,15 @@ from typing import Any
 import pytest
 
 from remediation.alerts.dispatch import Channel
-from remediation.azure.eventgrid import parse_event
 from remediation.baseline_file import load_baseline
 from remediation.errors import ConflictError, InputError, ScopeError, TransientError
+from remediation.events import parse_event
 from remediation.findings import Finding, FindingKind, Severity
 from remediation.model import Inventory, NetworkSecurityGroup
 from remediation.parse import merge_inventories, parse_document, parse_nsg
 from remediation.plan import RemediationPlan
-from remediation.ports import AuditRecord, WriteResult
-from remediation.service import Restored, handle_event, reconcile
+from remediation.ports import AuditRecord, Restored, WriteResult
+from remediation.service import Reconciler
 from remediation.settings import Mode, Settings
 from remediation.state import InMemoryStateStore
 from remediation.wiring import AlertNotifier
@@ -192,17 +192,15 @@ def deny_rule(name: str, port: str, priority: int, direction: str = "Outbound") 
     }
 
 
-def run(arm: MemoryArm, scope: str | None = None, **kwargs: Any) -> Any:
+RUN_OPTIONS = ("event_id", "actor", "dry_run", "affected", "accept_detached")
+
+
+def run(arm: MemoryArm, scope: str | None = None, *, trigger: str = "sweep", **kwargs: Any) -> Any:
+    """One reconcile; ``kwargs`` are the run's options and the Reconciler's parts (notifier, state ...)."""
+    options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
     kwargs.setdefault("settings", SETTINGS)
-    return reconcile(
-        scope,
-        source=arm,
-        writer=arm,
-        baseline=BASELINE,
-        trigger=kwargs.pop("trigger", "sweep"),
-        clock=lambda: NOW,
-        **kwargs,
-    )
+    reconciler = Reconciler(source=arm, writer=arm, baseline=BASELINE, clock=lambda: NOW, **kwargs)
+    return reconciler.reconcile(scope, trigger=trigger, **options)
 
 
 def test_compliant_network_gets_no_write() -> None:
@@ -218,7 +216,7 @@ def test_missing_rule_restored_with_one_write_and_audited() -> None:
     arm = network(broken="nsg-cyclecloud-missing-storage.json")
     state = MemoryState()
     notifier = RecordingNotifier()
-    report = run(arm, state=state, alerts=notifier)
+    report = run(arm, state=state, notifier=notifier)
     assert arm.puts == [CC]
     assert "AllowAzureStorage" in arm.rules(CC)
     assert [f.kind for f in report.findings] == [FindingKind.MISSING_RULE]
@@ -339,7 +337,7 @@ def test_human_deny_is_not_deleted_but_reported() -> None:
     arm = network()
     arm.human_edit(CLUSTER, deny_rule("DenyCycleCloud9443", "9443", 200))
     notifier = RecordingNotifier()
-    report = run(arm, alerts=notifier)
+    report = run(arm, notifier=notifier)
     assert arm.puts == []
     assert "DenyCycleCloud9443" in arm.rules(CLUSTER)
     blocked = [f for f in report.remaining if f.kind is FindingKind.PORT_BLOCKED]
@@ -387,9 +385,10 @@ def event(resource: str, operation: str, *, oid: str = "99999999-0000-0000-0000-
 
 
 def handle(arm: MemoryArm, ev: Any, state: MemoryState | None = None) -> Any:
-    return handle_event(
-        ev, source=arm, writer=arm, baseline=BASELINE, settings=SETTINGS, state=state, clock=lambda: NOW
+    reconciler = Reconciler(
+        source=arm, writer=arm, baseline=BASELINE, settings=SETTINGS, state=state, clock=lambda: NOW
     )
+    return reconciler.handle_event(ev)
 
 
 RULE_WRITE = "Microsoft.Network/networkSecurityGroups/securityRules/delete"
@@ -461,7 +460,7 @@ def test_a_rule_lost_in_the_write_is_reported_and_alerted() -> None:
     base = network(broken="nsg-cyclecloud-missing-storage.json")
     arm = LosingArm([*base.nsgs.values(), *base.others])
     notifier = RecordingNotifier()
-    report = run(arm, alerts=notifier)
+    report = run(arm, notifier=notifier)
     [outcome] = [o for o in report.nsgs if o.nsg_id == CC]
     assert outcome.written is not None
     assert outcome.written.lost_rules == ("AllowAzureRM",)
@@ -482,14 +481,14 @@ def test_a_lost_rule_is_alerted_once_and_never_resolved_by_the_next_sweep() -> N
     notifier = AlertNotifier(InMemoryStateStore(), [Channel(inbox, Severity.INFO)], SETTINGS)
     base = network(broken="nsg-cyclecloud-missing-storage.json")
     losing = LosingArm([*base.nsgs.values(), *base.others])
-    run(losing, alerts=notifier)
+    run(losing, notifier=notifier)
     incidents = [a for a in inbox.alerts if a.finding is not None and a.finding.kind is FindingKind.RULE_LOST]
     assert [(a.status.value, a.finding.rule if a.finding else None) for a in incidents] == [("new", "AllowAzureRM")]
     inbox.alerts.clear()
     # The next sweep on an honest ARM puts AllowAzureRM back (a baseline rule) and sweeps again.
     honest = MemoryArm([*losing.nsgs.values(), *losing.others])
-    run(honest, alerts=notifier)
-    run(honest, alerts=notifier)
+    run(honest, notifier=notifier)
+    run(honest, notifier=notifier)
     assert "AllowAzureRM" in honest.rules(CC)
     about_the_loss = [a for a in inbox.alerts if a.finding is not None and "gone after" in a.finding.message]
     assert about_the_loss == []  # no "resolved", no reminder, no second alert

@@ -1,4 +1,4 @@
-"""reconcile()/handle_event() remember subnet-NSG attachments, so a detachment is found after it happened.
+"""Reconciler.reconcile()/.handle_event() remember subnet-NSG attachments, so a detachment is found after it happened.
 
 Over the in-memory ports of tests/test_service.py. A "human" change edits both
 sides as ARM does: the subnet loses ``networkSecurityGroup`` and the NSG its
@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from remediation.azure.eventgrid import parse_event
+from remediation.events import parse_event
 from remediation.findings import FindingKind
 from remediation.model import Inventory
-from remediation.service import ReconcileReport, handle_event, reconcile
+from remediation.reports import ReconcileReport
+from remediation.service import Reconciler
 from tests.test_service import (
     BASELINE,
     CC,
@@ -76,18 +77,14 @@ def arm() -> RecordingArm:
     return RecordingArm([*base.nsgs.values(), *base.others])
 
 
-def sweep(source: MemoryArm, state: Any, **kwargs: Any) -> ReconcileReport:
-    return reconcile(
-        None,
-        source=source,
-        writer=source,
-        baseline=BASELINE,
-        settings=SETTINGS,
-        trigger="sweep",
-        state=state,
-        clock=lambda: NOW,
-        **kwargs,
+def reconciler(source: MemoryArm, state: Any, **parts: Any) -> Reconciler:
+    return Reconciler(
+        source=source, writer=source, baseline=BASELINE, settings=SETTINGS, state=state, clock=lambda: NOW, **parts
     )
+
+
+def sweep(source: MemoryArm, state: Any, *, accept_detached: Any = (), **parts: Any) -> ReconcileReport:
+    return reconciler(source, state, **parts).reconcile(None, trigger="sweep", accept_detached=accept_detached)
 
 
 def grid(resource: str, operation: str, eid: str, *, delete: bool = False) -> Any:
@@ -110,9 +107,7 @@ def grid(resource: str, operation: str, eid: str, *, delete: bool = False) -> An
 
 
 def on(source: MemoryArm, state: Any, ev: Any, **kwargs: Any) -> ReconcileReport:
-    outcome = handle_event(
-        ev, source=source, writer=source, baseline=BASELINE, settings=SETTINGS, state=state, clock=lambda: NOW, **kwargs
-    )
+    outcome = reconciler(source, state, **kwargs).handle_event(ev)
     assert outcome.status == "handled", outcome.reason
     assert outcome.report is not None
     return outcome.report
@@ -136,7 +131,7 @@ def test_detached_then_found_by_sweep_and_event_without_any_write() -> None:
     sweep(source, state)
     source.set_subnet_nsg(COMPUTE, None)
 
-    report = sweep(source, state, alerts=notifier)
+    report = sweep(source, state, notifier=notifier)
     assert report.ok
     assert detached(report) == [(CLUSTER, COMPUTE)]
     assert source.puts == []
@@ -145,7 +140,7 @@ def test_detached_then_found_by_sweep_and_event_without_any_write() -> None:
     assert finding.message == "subnet 'compute' lost managed NSG 'nsg-cluster' and now has no NSG"
     assert COMPUTE in state.attached, "a detached subnet stays remembered"
 
-    outcome = on(source, state, grid(COMPUTE, SUBNET_WRITE, "ev-1"), alerts=notifier)
+    outcome = on(source, state, grid(COMPUTE, SUBNET_WRITE, "ev-1"), notifier=notifier)
     assert detached(outcome) == [(CLUSTER, COMPUTE)]
     assert [f.subnet for f in outcome.remaining if f.kind is FindingKind.NSG_DETACHED] == [COMPUTE]
     assert COMPUTE in notifier.calls[-1]["scopes"]

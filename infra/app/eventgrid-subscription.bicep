@@ -10,7 +10,7 @@ param deadLetterContainerName string
 param maxDeliveryAttempts int = 30
 param eventTimeToLiveInMinutes int = 1440
 
-// data.operationName values, the same set remediation/azure/eventgrid.py
+// data.operationName values, the same set remediation/events.py
 // treats as relevant (tests/infra/test_eventgrid.py holds them together). A VNet
 // PUT or DELETE changes its subnets' NSG associations without a subnets/*
 // event, hence virtualNetworks/*. Event Grid compares strings case-insensitively.

@@ -27,7 +27,7 @@ from remediation.ports import Alert, AlertState, AlertStatus
 from remediation.settings import Settings
 
 OPEN = "open"
-RESOLVED = "resolved"
+RESOLVED = AlertStatus.RESOLVED.value  # one spelling, shared with the state store's prune
 
 #: The channel names the dispatcher and ``channels_from_settings`` use.
 TEAMS = "teams"

@@ -57,11 +57,11 @@ from remediation.model import (
     NetworkInterface,
     NetworkSecurityGroup,
     VirtualNetwork,
-    resource_id_part,
 )
 from remediation.parse import parse_nic, parse_nsg, parse_vnet
 from remediation.plan import RemediationPlan
 from remediation.ports import SubnetWriteResult, WriteResult
+from remediation.resource_id import NIC, NIC_IP_CONFIGURATION, NSG, SUBNET, VNET, ResourceId
 from remediation.scope import Scope, parse_scope
 from remediation.settings import Settings
 
@@ -269,16 +269,14 @@ class ArmNetwork:
 
         vnet_ids: dict[str, str] = {}
         nic_ids: dict[str, str] = {}
+        for subnet_id in (*(s for n in nsgs.values() for s in n.subnet_ids), *extra_subnet_ids):
+            subnet_rid = ResourceId.try_parse(subnet_id)
+            parent = subnet_rid.parent if subnet_rid is not None and subnet_rid.is_a(SUBNET) else None
+            if parent is not None:
+                vnet_ids.setdefault(parent.key, str(parent))
         for nsg in nsgs.values():
-            for subnet_id in nsg.subnet_ids:
-                vnet_id = subnet_id[: subnet_id.lower().rfind("/subnets/")]
-                vnet_ids.setdefault(vnet_id.lower(), vnet_id)
             for nic_id in nsg.nic_ids:
                 nic_ids.setdefault(nic_id.lower(), nic_id)
-        for subnet_id in extra_subnet_ids:
-            cut = subnet_id.lower().rfind("/subnets/")
-            if cut > 0:
-                vnet_ids.setdefault(subnet_id[:cut].lower(), subnet_id[:cut])
 
         vnets: list[VirtualNetwork] = []
         managed_subnets = {s.lower() for n in nsgs.values() for s in n.subnet_ids}
@@ -290,9 +288,11 @@ class ArmNetwork:
                 if str(subnet.get("id", "")).lower() not in managed_subnets:
                     continue
                 for config in (subnet.get("properties") or {}).get("ipConfigurations") or []:
-                    config_nic = _nic_of_ip_configuration(str(config.get("id", "")))
-                    if config_nic:
-                        nic_ids.setdefault(config_nic.lower(), config_nic)
+                    # A NIC's IP configuration (VMSS and load-balancer configurations name no NIC).
+                    config_rid = ResourceId.try_parse(config.get("id"))
+                    nic_rid = config_rid.parent if config_rid and config_rid.is_a(NIC_IP_CONFIGURATION) else None
+                    if nic_rid is not None:
+                        nic_ids.setdefault(nic_rid.key, str(nic_rid))
 
         nics = self._get_nics(nic_ids)
         extra_nsg_ids = {n.nsg_id.lower(): n.nsg_id for n in nics if n.nsg_id and n.nsg_id.lower() not in nsgs}
@@ -377,7 +377,8 @@ class ArmNetwork:
         return ItemPaged(get_page, split)
 
     def _get_nsg_raw(self, nsg_id: str, *, missing_ok: bool) -> dict[str, Any] | None:
-        rg, name = _rg_and_name(nsg_id, "networkSecurityGroups")
+        nsg = _parts(nsg_id, NSG)
+        rg, name = nsg.resource_group, nsg.name
         return self._get(
             f"get NSG {nsg_id}",
             lambda: self._client.network_security_groups.get(rg, name).as_dict(),
@@ -392,13 +393,15 @@ class ArmNetwork:
         return [raw for raw in fetched if raw is not None]
 
     def _get_vnet_raw(self, vnet_id: str) -> dict[str, Any] | None:
-        rg, name = _rg_and_name(vnet_id, "virtualNetworks")
+        vnet = _parts(vnet_id, VNET)
+        rg, name = vnet.resource_group, vnet.name
         return self._get(
             f"get VNet {vnet_id}", lambda: self._client.virtual_networks.get(rg, name).as_dict(), missing_ok=True
         )
 
     def _get_nic_raw(self, nic_id: str) -> dict[str, Any] | None:
-        rg, name = _rg_and_name(nic_id, "networkInterfaces")
+        nic = _parts(nic_id, NIC)
+        rg, name = nic.resource_group, nic.name
         return self._get(
             f"get NIC {nic_id}", lambda: self._client.network_interfaces.get(rg, name).as_dict(), missing_ok=True
         )
@@ -471,7 +474,8 @@ class ArmNetwork:
         if not nsg.etag:
             raise ArmRequestError(f"NSG {nsg.id} was read without an etag; refusing an unconditional write")
         body = self._put_body(nsg, plan)
-        rg, name = _rg_and_name(nsg.id, "networkSecurityGroups")
+        parts = _parts(nsg.id, NSG)
+        rg, name = parts.resource_group, parts.name
         after_raw, correlation = self._put_if_match(
             "NSG",
             nsg.id,
@@ -530,7 +534,8 @@ class ArmNetwork:
         """
         if not self._settings.enforce:
             return SubnetWriteResult(subnet_id, written=False, error="REMEDIATION_MODE is audit: nothing written")
-        rg, vnet, name = _subnet_parts(subnet_id)
+        subnet = _parts(subnet_id, SUBNET)
+        rg, vnet, name = subnet.resource_group, subnet.name_of("virtualNetworks"), subnet.name
         raw = self._call(f"get subnet {subnet_id}", lambda: self._client.subnets.get(rg, vnet, name).as_dict())
         props = raw.get("properties") or {}
         attached = str((props.get("networkSecurityGroup") or {}).get("id") or "")
@@ -684,32 +689,13 @@ def _writable_rule(raw: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _rg_and_name(resource_id: str, kind: str) -> tuple[str, str]:
-    rg = resource_id_part(resource_id, "resourceGroups")
-    name = resource_id_part(resource_id, kind)
-    if not rg or not name:
-        raise ArmRequestError(f"{resource_id!r} is not a {kind} resource id")
-    return rg, name
-
-
-def _subnet_parts(subnet_id: str) -> tuple[str, str, str]:
-    rg, vnet = _rg_and_name(subnet_id, "virtualNetworks")
-    name = resource_id_part(subnet_id, "subnets")
-    if not name:
-        raise ArmRequestError(f"{subnet_id!r} is not a subnet resource id")
-    return rg, vnet, name
+def _parts(resource_id: str, resource_type: str) -> ResourceId:
+    """``resource_id`` parsed; ArmRequestError unless it is an id of ``resource_type``."""
+    parsed = ResourceId.try_parse(resource_id)
+    if parsed is None or not parsed.is_a(resource_type) or not parsed.resource_group:
+        raise ArmRequestError(f"{resource_id!r} is not a {resource_type} resource id")
+    return parsed
 
 
 def _endpoint_services(props: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(e.get("service", "")) for e in props.get("serviceEndpoints") or [] if isinstance(e, Mapping))
-
-
-def _nic_of_ip_configuration(config_id: str) -> str | None:
-    """``.../networkInterfaces/<nic>/ipConfigurations/<c>`` -> the NIC id (VMSS and LB configs give None)."""
-    lowered = config_id.lower()
-    marker = "/providers/microsoft.network/networkinterfaces/"
-    start = lowered.find(marker)
-    if start < 0:
-        return None
-    end = lowered.find("/", start + len(marker))
-    return config_id[:end] if end > 0 else config_id

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from remediation.baseline import Baseline, Role
 from remediation.findings import Finding
-from remediation.service import Notifier, Restored
+from remediation.ports import Notifier, Restored
 
 if TYPE_CHECKING:
     from azure.functions import EventGridEvent
@@ -321,11 +321,11 @@ def _runtime(baseline: Baseline) -> tuple[Any, _Recorder, _PreviewSink]:
         state=InMemoryStateStore(),
         channels=[Channel(preview, Severity.INFO)],
     )
-    assert rt.alerts is not None
-    recorder = _Recorder(rt.alerts)
+    assert rt.notifier is not None
+    recorder = _Recorder(rt.notifier)
     from dataclasses import replace  # noqa: PLC0415
 
-    return replace(rt, alerts=recorder, baseline=baseline), recorder, preview
+    return replace(rt, notifier=recorder, baseline=baseline), recorder, preview
 
 
 def _handler(rt: Any) -> Any:
@@ -362,7 +362,9 @@ def host_event(raw: Mapping[str, Any]) -> EventGridEvent:
 
 
 def _dry_run(rt: Any) -> Any:
-    return rt.reconcile(None, trigger="demo", dry_run=True, alerts=None, state=None)
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(rt, notifier=None, state=None).reconcile(None, trigger="demo", dry_run=True)
 
 
 def _human_client(em: Any, principal: str) -> Any:

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import TextIO
 
 from remediation.errors import InputError, RemediationError, ScopeError, SettingsError
-from remediation.service import ReconcileReport
+from remediation.reports import ReconcileReport
 from remediation.settings import Settings
 from remediation.wiring import Runtime, build_runtime
 

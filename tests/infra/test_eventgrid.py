@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from remediation.azure.eventgrid import is_relevant, parse_event
+from remediation.events import is_relevant, parse_event
 from tests.infra.bicep import ROOT, param_default, parse, resource, variable
 
 FUNCTION_APP = ROOT / "function_app.py"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import azure.functions as func
@@ -23,7 +24,7 @@ from remediation.baseline_file import load_baseline
 from remediation.commands.demo import cyclecloud_network
 from remediation.findings import FindingKind, Severity
 from remediation.ports import AlertStatus
-from remediation.service import ReconcileReport
+from remediation.reports import ReconcileReport
 from remediation.wiring import Runtime
 from tests.integration.conftest import human_credential, network_client, remediator_runtime
 from tests.integration.test_events import Subscriber
@@ -59,7 +60,7 @@ def runtime(arm_env: Emulator, monkeypatch: pytest.MonkeyPatch, inbox: Inbox) ->
 
 
 def sweep(rt: Runtime) -> ReconcileReport:
-    return rt.reconcile(None, trigger="sweep", tags=None)
+    return replace(rt, tags=None, tag_source=None).reconcile(None, trigger="sweep")
 
 
 def subnet_id(em: Emulator, name: str) -> str:

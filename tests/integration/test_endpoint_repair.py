@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from devtools.emulator import REMEDIATOR, Emulator
-from remediation.azure.eventgrid import parse_event
 from remediation.baseline_file import load_baseline
 from remediation.commands.demo import cyclecloud_network
+from remediation.events import parse_event
 from remediation.findings import FindingKind
-from remediation.service import ReconcileReport
+from remediation.reports import ReconcileReport
 from remediation.wiring import Runtime
 from tests.infra.rbac_map import action_for, is_covered, role_actions
 from tests.integration.conftest import human_credential, network_client, remediator_runtime

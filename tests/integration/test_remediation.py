@@ -22,7 +22,8 @@ from remediation.commands.demo import cyclecloud_network
 from remediation.model import NetworkSecurityGroup
 from remediation.plan import RemediationPlan
 from remediation.ports import WriteResult
-from remediation.service import ReconcileReport, reconcile
+from remediation.reports import ReconcileReport
+from remediation.service import Reconciler
 from remediation.wiring import Runtime
 from tests.infra.rbac_map import action_for, is_covered, role_actions
 from tests.integration.conftest import human_credential, network_client, remediator_runtime
@@ -61,10 +62,14 @@ def puts(em: Emulator, caller: str | None = REMEDIATOR) -> Counter[str]:
 
 
 def sweep(rt: Runtime) -> ReconcileReport:
-    return reconcile(
-        None, source=rt.source, writer=rt.writer, baseline=rt.baseline, settings=rt.settings, trigger="sweep",
-        state=rt.state,
-    )  # fmt: skip
+    return bare(rt, state=rt.state).reconcile(None, trigger="sweep")
+
+
+def bare(rt: Runtime, *, state: Any = None, writer: Any = None) -> Reconciler:
+    """The runtime's ARM, baseline and settings, without alerts or a service-tag model."""
+    return Reconciler(
+        source=rt.source, writer=writer or rt.writer, baseline=rt.baseline, settings=rt.settings, state=state
+    )
 
 
 def person_edit(em: Emulator, rg: str, nsg: str, edit: Any) -> None:
@@ -161,10 +166,7 @@ def test_a_person_racing_the_write_is_never_overwritten(runtime: Runtime, arm_en
     person_edit(arm_env, RGS[0], "nsg-cyclecloud", drop_rule("AllowAzureStorage"))
     arm_env.clear_requests()
     writer = RacingWriter(runtime, arm_env, RGS[0], add_rule("PersonDeny8080", 300, "8080"))
-    report = reconcile(
-        target, source=runtime.source, writer=writer, baseline=runtime.baseline, settings=runtime.settings,
-        trigger="http",
-    )  # fmt: skip
+    report = bare(runtime, writer=writer).reconcile(target, trigger="http")
     assert writer.raced
     statuses = [r["status"] for r in arm_env.requests() if r["method"] == "PUT" and r["caller"] == REMEDIATOR]
     assert statuses == [412, 200] or statuses == [412, 201]
@@ -219,10 +221,7 @@ def test_every_request_is_allowed_by_the_custom_role(runtime: Runtime, arm_env: 
     person_edit(arm_env, RGS[0], "nsg-cyclecloud", drop_rule("AllowAzureStorage"))
     arm_env.clear_requests()
     sweep(runtime)
-    reconcile(
-        nsg_id(arm_env, RGS[1], "nsg-cluster"), source=runtime.source, writer=runtime.writer,
-        baseline=runtime.baseline, settings=runtime.settings, trigger="http",
-    )  # fmt: skip
+    bare(runtime).reconcile(nsg_id(arm_env, RGS[1], "nsg-cluster"), trigger="http")
     allowed = role_actions()
     sent = [r for r in arm_env.requests() if r["path"] != "/msi/token"]
     assert any(r["method"] == "PUT" for r in sent)

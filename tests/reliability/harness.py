@@ -12,7 +12,7 @@ import copy
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from azure.core.credentials import AccessToken
@@ -27,7 +27,7 @@ from remediation.commands.demo import RESOURCE_GROUP, TAG, cyclecloud_network
 
 __all__ = ["RESOURCE_GROUP"]  # re-exported for the suites
 from remediation.parse import parse_document
-from remediation.service import ReconcileReport, reconcile
+from remediation.reports import ReconcileReport
 from remediation.settings import Settings
 from remediation.state import InMemoryStateStore
 from remediation.wiring import Runtime, build_runtime
@@ -130,15 +130,8 @@ class World:
     # ------------------------------------------------------------- acting
 
     def sweep(self, **kwargs: Any) -> ReconcileReport:
-        return reconcile(
-            None,
-            source=self.rt.source,
-            writer=self.rt.writer,
-            baseline=self.rt.baseline,
-            settings=self.rt.settings,
-            trigger="sweep",
-            state=self.state,
-            **kwargs,
+        return replace(self.rt, notifier=None, state=self.state, tags=None, tag_source=None).reconcile(
+            None, trigger="sweep", **kwargs
         )
 
     # ------------------------------------------------------------ judging

@@ -31,10 +31,10 @@ from hypothesis import strategies as st
 
 import function_app
 from devtools.emulator import Emulator
-from remediation.azure.eventgrid import parse_event
 from remediation.baseline_file import load_baseline
 from remediation.cli import main as cli_main
 from remediation.errors import BaselineError, InputError, ScopeError
+from remediation.events import parse_event
 from tests.reliability.harness import CC, OTHER_SUB, SUB, World, make_world, network
 
 CORPUS = Path(__file__).resolve().parent / "corpus"

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from remediation.azure.eventgrid import (
+from remediation.errors import InputError, ScopeError
+from remediation.events import (
+    OwnIdentity,
     ResourceKind,
     affected_ids,
     caller,
@@ -19,10 +21,8 @@ from remediation.azure.eventgrid import (
     parse_event,
     resource_kind,
 )
-from remediation.errors import InputError, ScopeError
-from remediation.settings import Settings
 
-SAMPLES = Path(__file__).resolve().parents[2] / "reference" / "eventgrid"
+SAMPLES = Path(__file__).resolve().parents[1] / "reference" / "eventgrid"
 SUB = "00000000-0000-0000-0000-000000000001"
 OTHER_SUB = "00000000-0000-0000-0000-000000000002"
 NSG_ID = f"/subscriptions/{SUB}/resourceGroups/rg-cc/providers/Microsoft.Network/networkSecurityGroups/nsg-cc"
@@ -239,21 +239,21 @@ def test_json_text_is_accepted() -> None:
 
 
 def test_own_write_by_object_id_or_client_id() -> None:
-    settings = Settings(subscription_id=SUB, client_id=MI_CLIENT, remediator_principal_id=MI_OID)
+    own = OwnIdentity(principal_id=MI_OID, client_id=MI_CLIENT)
     by_oid = parse_event(nsg_event(claims={"http://schemas.microsoft.com/identity/claims/objectidentifier": MI_OID}))
     by_short_oid = parse_event(nsg_event(claims={"oid": MI_OID.upper()}))
     by_appid = parse_event(nsg_event(claims={"appid": MI_CLIENT}))
     human = parse_event(nsg_event(claims={"oid": "99999999-0000-0000-0000-000000000000", "upn": "ann@contoso.com"}))
-    assert is_own_write(by_oid, settings)
-    assert is_own_write(by_short_oid, settings)
-    assert is_own_write(by_appid, settings)
-    assert not is_own_write(human, settings)
+    assert is_own_write(by_oid, own)
+    assert is_own_write(by_short_oid, own)
+    assert is_own_write(by_appid, own)
+    assert not is_own_write(human, own)
     assert caller(human).describe() == "ann@contoso.com"
 
 
 def test_own_write_needs_a_configured_identity() -> None:
     event = parse_event(nsg_event(claims={"oid": "", "appid": ""}))
-    assert not is_own_write(event, Settings())
+    assert not is_own_write(event, OwnIdentity())
 
 
 def test_iter_event_objects_accepts_array_or_single() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from remediation.errors import InputError, ScopeError
 from remediation.model import resource_id_part
-from remediation.settings import Settings
+from remediation.resource_id import SECURITY_RULE, ResourceId
 
 WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
 DELETE_SUCCESS = "Microsoft.Resources.ResourceDeleteSuccess"
@@ -66,6 +66,18 @@ class Caller:
     def describe(self) -> str:
         """The most human name available, for alerts and the audit trail."""
         return self.upn or self.name or self.app_id or self.object_id or "unknown caller"
+
+
+@dataclass(frozen=True, slots=True)
+class OwnIdentity:
+    """This deployment's own identity (the remediator's managed identity), whose writes are not drift.
+
+    ``principal_id`` is its object id (the ``oid`` claim), ``client_id`` its application id
+    (``appid``/``azp``); either may be empty when not configured.
+    """
+
+    principal_id: str = ""
+    client_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,8 +225,9 @@ def affected_ids(event: ResourceEvent) -> tuple[str, ...]:
         return ()
     uri = event.resource_uri
     if kind == ResourceKind.SECURITY_RULE:
-        cut = uri.lower().rfind("/securityrules/")
-        return (uri[:cut],) if cut > 0 else (uri,)
+        rule = ResourceId.try_parse(uri)
+        nsg = rule.parent if rule is not None and rule.is_a(SECURITY_RULE) else None
+        return (str(nsg) if nsg is not None else uri,)
     return (uri,)
 
 
@@ -227,11 +240,11 @@ def caller(event: ResourceEvent) -> Caller:
     )
 
 
-def is_own_write(event: ResourceEvent, settings: Settings) -> bool:
+def is_own_write(event: ResourceEvent, own: OwnIdentity) -> bool:
     """True when the event's caller is this deployment's own identity (so it never loops)."""
     who = caller(event)
-    principal = settings.remediator_principal_id.lower()
-    client = settings.client_id.lower()
+    principal = own.principal_id.lower()
+    client = own.client_id.lower()
     if principal and who.object_id and who.object_id.lower() == principal:
         return True
     return bool(client and who.app_id and who.app_id.lower() == client)
