@@ -14,6 +14,7 @@ from devtools.emulator._events import build_event
 from devtools.emulator._http import Request, Response
 from devtools.emulator._lro import Operation
 from devtools.emulator._network import NSG, WriteResult, check_preconditions, copy_json
+from devtools.emulator._ratelimit import kind_of
 from devtools.emulator._routes import PROVIDER, Route, parse
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class ArmApi:
         principal, claims = self.em.identities.authenticate(req.header("authorization"), self.em.audiences())
         caller = Caller(principal.name, principal.summary(), claims)
         note(caller=principal.name, oid=principal.oid, appid=principal.appid)
+        note(remaining=self.em.rate_limits.take(principal.name, kind_of(req.method)))  # 429 when spent
         delay = self.em.faults.take(req.method, req.path, principal.name, ("delay",))
         if delay is not None:
             note(fault=delay.id)

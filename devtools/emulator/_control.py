@@ -13,6 +13,7 @@ GET    /_emulator/config                 PUT/PATCH to change page_size, lro_poll
 PUT    /_emulator/events                 {"url", "duplicate", "reorder", "seed", "stringify_claims"}
 GET    /_emulator/events                 the events delivered so far
 POST   /_emulator/tokens                 {"principal": "human"} -> {"access_token"}
+PUT    /_emulator/ratelimit              {"kind": "reads", "remaining": N, "principal": "remediator"}
 """
 
 from __future__ import annotations
@@ -111,4 +112,13 @@ def handle_control(em: Emulator, req: Request) -> Response:
         except KeyError as exc:
             raise _bad(str(exc)) from None
         return Response(200, {"access_token": token, "token_type": "Bearer"})
+    if what == "ratelimit" and method == "PUT":
+        body = _object(req)
+        try:
+            em.rate_limits.set_remaining(
+                str(body.get("kind", "reads")), int(body["remaining"]), str(body.get("principal", "remediator"))
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _bad(f"ratelimit takes kind, remaining and principal: {exc}") from None
+        return Response(204)
     raise ArmError(404, "NotFound", f"no control endpoint {method} {req.path}")

@@ -27,6 +27,7 @@ from devtools.emulator._http import Request, Response
 from devtools.emulator._identity import HUMAN, REMEDIATOR, Identities, Principal
 from devtools.emulator._lro import Operations
 from devtools.emulator._network import NIC, NSG, VNET, Network, copy_json
+from devtools.emulator._ratelimit import RateLimits, kind_of
 from devtools.emulator._routes import parse
 from devtools.emulator._server import make_server
 from devtools.emulator._service_tags import ServiceTags
@@ -37,7 +38,6 @@ DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 IDENTITY_PATH = "/msi/token"
 CONTROL_PREFIX = "/_emulator/"
 MAX_LOG = 200_000  # request-log entries kept (oldest dropped first)
-_RATE_LIMITS = {"reads": 11999, "writes": 1199, "deletes": 14999}
 
 
 @dataclass
@@ -96,7 +96,7 @@ class Emulator:
         self._arm = ArmApi(self)
         self._log: deque[dict[str, Any]] = deque(maxlen=MAX_LOG)
         self._log_lock = threading.Lock()
-        self._limits: dict[tuple[str, str], tuple[int, int]] = {}
+        self.rate_limits = RateLimits()
         self._server = make_server(host, port, context, self.handle)
         self.port: int = self._server.server_address[1]
         self._threads: list[threading.Thread] = []
@@ -178,9 +178,9 @@ class Emulator:
         self.faults.clear()
         self.operations.clear()
         self.events.reset()
+        self.rate_limits.clear()
         with self._log_lock:
             self._log.clear()
-            self._limits.clear()
 
     def requests(self) -> list[dict[str, Any]]:
         """The request log: one entry per ARM or identity request, oldest first."""
@@ -273,6 +273,7 @@ class Emulator:
             "appid": None,
             "action": None,
             "fault": None,
+            "remaining": None,
             "correlation_id": correlation,
             "request_id": request_id,
         }
@@ -293,10 +294,11 @@ class Emulator:
         with self._log_lock:
             self._log.append(entry)
         if not response.drop:
-            response.headers.update(self._common_headers(req, request_id, correlation, entry["caller"]))
+            for name, value in self._common_headers(req, request_id, correlation, entry).items():
+                response.headers.setdefault(name, value)  # a 429's own remaining count (0) stands
         return response
 
-    def _common_headers(self, req: Request, request_id: str, correlation: str, caller: str | None) -> dict[str, str]:
+    def _common_headers(self, req: Request, request_id: str, correlation: str, entry: dict[str, Any]) -> dict[str, str]:
         headers = {
             "x-ms-request-id": request_id,
             "x-ms-correlation-request-id": correlation,
@@ -306,15 +308,13 @@ class Emulator:
         }
         if req.header("x-ms-client-request-id"):
             headers["x-ms-client-request-id"] = req.header("x-ms-client-request-id") or ""
-        kind = {"GET": "reads", "HEAD": "reads", "DELETE": "deletes"}.get(req.method, "writes")
-        key = (caller or "anonymous", kind)
-        hour = int(time.time() // 3600)
-        with self._log_lock:
-            used_hour, remaining = self._limits.get(key, (hour, _RATE_LIMITS[kind]))
-            if used_hour != hour:
-                remaining = _RATE_LIMITS[kind]
-            remaining = max(remaining - 1, 0)
-            self._limits[key] = (hour, remaining)
+        kind = kind_of(req.method)
+        remaining = entry["remaining"]
+        if remaining is None:  # refused before the budget was drawn on (400, 401): counted for nobody
+            try:
+                remaining = self.rate_limits.take("anonymous", kind)
+            except ArmError:
+                remaining = 0
         headers[f"x-ms-ratelimit-remaining-subscription-{kind}"] = str(remaining)
         headers[f"x-ms-ratelimit-remaining-subscription-global-{kind}"] = str(remaining * 3)
         return headers

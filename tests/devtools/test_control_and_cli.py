@@ -156,3 +156,26 @@ def test_chunked_request_bodies_are_read(arm_emulator: Emulator) -> None:
     assert response.status == 201
     assert json.loads(response.read())["properties"]["securityRules"][0]["name"] == "r"
     conn.close()
+
+
+def test_the_read_limit_counts_down_per_principal_and_refuses_with_429_when_spent(
+    rest: Rest, arm_emulator: Emulator
+) -> None:
+    rest.put(nsg_id(), nsg_body())
+    arm_emulator.rate_limits.set_remaining("reads", 2, principal="human")
+    first, second = rest.get(nsg_id()), rest.get(nsg_id())
+    # Two reads were left: the answers say 1, then 0.
+    assert [r.headers["x-ms-ratelimit-remaining-subscription-reads"] for r in (first, second)] == ["1", "0"]
+    refused = rest.get(nsg_id())
+    # None left: ARM's 429, with the wait to the hour's end and nothing served.
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "SubscriptionRequestsThrottled"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 3600
+    assert refused.headers["x-ms-ratelimit-remaining-subscription-reads"] == "0"
+    # Writes are a budget of their own.
+    assert rest.put(nsg_id(), nsg_body()).status_code in (200, 201)
+    log = arm_emulator.requests()
+    assert [e["remaining"] for e in log if e["method"] == "GET"] == [1, 0, None]
+    assert rest.control("PUT", "ratelimit", {"kind": "reads", "remaining": 5, "principal": "human"}).status_code == 204
+    assert rest.get(nsg_id()).headers["x-ms-ratelimit-remaining-subscription-reads"] == "4"
+    assert rest.control("PUT", "ratelimit", {"kind": "nope", "remaining": 5}).status_code == 400
