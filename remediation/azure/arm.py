@@ -51,6 +51,7 @@ from azure.identity import DefaultAzureCredential
 from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.network import NetworkManagementClient
 
+from remediation.azure.budget import ReadBudget, ReadBudgetPolicy
 from remediation.errors import ConflictError, RemediationError, TransientError
 from remediation.model import (
     Inventory,
@@ -177,9 +178,13 @@ def build_client(
     credential: TokenCredential | None = None,
     options: ArmOptions | None = None,
     subscription_id: str | None = None,
+    budget: ReadBudget | None = None,
     **client_kwargs: Any,
 ) -> NetworkManagementClient:
-    """A NetworkManagementClient on ``ARM_ENDPOINT`` with the scope derived from it."""
+    """A NetworkManagementClient on ``ARM_ENDPOINT`` with the scope derived from it.
+
+    With ``budget``, every attempt (retries too) passes the read budget's policy.
+    """
     options = options or ArmOptions()
     sub = subscription_id or settings.subscription_id
     if not sub:
@@ -199,6 +204,7 @@ def build_client(
         polling_interval=options.polling_interval,
         connection_timeout=options.connection_timeout,
         read_timeout=options.read_timeout,
+        per_retry_policies=[ReadBudgetPolicy(budget)] if budget is not None else [],
         **client_kwargs,
     )
 
@@ -218,8 +224,11 @@ class ArmNetwork:
         *,
         options: ArmOptions | None = None,
         subscription_id: str | None = None,
+        budget: ReadBudget | None = None,
     ):
         self._client = client
+        #: ARM's read budget as this client last saw it (None when the client was built without one).
+        self.budget = budget
         self._settings = settings
         #: The subscription the client was built for (the one its typed calls address).
         self._subscription = subscription_id or settings.subscription_id
@@ -237,12 +246,20 @@ class ArmNetwork:
         credential: TokenCredential | None = None,
         options: ArmOptions | None = None,
         subscription_id: str | None = None,
+        budget: ReadBudget | None = None,
         **client_kwargs: Any,
     ) -> ArmNetwork:
+        """A client on the app settings, spending ARM's reads through ``budget`` (a new one by default)."""
+        budget = budget or ReadBudget()
         client = build_client(
-            settings, credential=credential, options=options, subscription_id=subscription_id, **client_kwargs
+            settings,
+            credential=credential,
+            options=options,
+            subscription_id=subscription_id,
+            budget=budget,
+            **client_kwargs,
         )
-        return cls(client, settings, options=options, subscription_id=subscription_id)
+        return cls(client, settings, options=options, subscription_id=subscription_id, budget=budget)
 
     def close(self) -> None:
         self._client.close()
