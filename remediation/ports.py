@@ -45,6 +45,61 @@ class NsgSource(Protocol):
     def get_nsg(self, nsg_id: str) -> NetworkSecurityGroup: ...
 
 
+@dataclass(frozen=True, slots=True)
+class CachedResource:
+    """One NSG, VNet or NIC as ARM last answered it, kept in the topology cache.
+
+    ``kind`` is ``nsg``, ``vnet`` or ``nic``; ``vnet_id`` says where a NIC lives (its subnets'
+    VNet), so the NICs of a VNet are found without listing them; ``cyclecloud`` marks what locates
+    CycleCloud (a NIC tagged ``<LOCKDOWN_TAG>=cyclecloud``, or an NSG with the cyclecloud role).
+    """
+
+    id: str
+    kind: str
+    etag: str
+    body: dict[str, Any]
+    vnet_id: str = ""
+    cyclecloud: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.id.lower()
+
+
+class TopologyCache(Protocol):
+    """What the last reads of ARM showed, so an event re-reads only what it names.
+
+    The sweep (which lists everything) is the authority: :meth:`rebuild` replaces the whole cache
+    with what it read. An event's handler re-reads the resources its event names and stores them
+    with :meth:`put`; everything else it needs (the neighbourhood) it takes from here. Resource ids
+    are compared case-insensitively.
+    """
+
+    def get(self, kind: str, ids: Collection[str]) -> dict[str, CachedResource]:
+        """The cached resources of ``kind`` among ``ids``, by lower-cased id (absent ones left out)."""
+        ...
+
+    def nics_in(self, vnet_ids: Collection[str]) -> list[CachedResource]:
+        """The cached NICs of these VNets (only NICs that matter are cached: with an NSG, or CycleCloud's)."""
+        ...
+
+    def cyclecloud(self) -> list[CachedResource]:
+        """What locates CycleCloud: its tagged NIC(s) and the NSGs with the cyclecloud role."""
+        ...
+
+    def put(self, resources: Sequence[CachedResource], forget: Collection[tuple[str, str]] = ()) -> None:
+        """Store fresh reads; drop ``forget`` ((kind, id) pairs: gone from ARM, or no longer worth keeping)."""
+        ...
+
+    def rebuild(self, resources: Sequence[CachedResource]) -> int:
+        """Make the cache exactly ``resources`` (the sweep's reads); how many entries were written or dropped."""
+        ...
+
+    def built_at(self) -> datetime | None:
+        """When a sweep last rebuilt the cache (None: never, so absence proves nothing)."""
+        ...
+
+
 class NsgWriter(Protocol):
     def apply(self, nsg: NetworkSecurityGroup, plan: RemediationPlan) -> WriteResult:
         """PUT the whole NSG with If-Match on ``nsg.etag`` and follow it to its end.

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from remediation.errors import InputError, SettingsError, TransientError
 from remediation.findings import Severity
-from remediation.ports import AlertHistoryEntry, AlertState, AlertStatus, AuditRecord
+from remediation.ports import AlertHistoryEntry, AlertState, AlertStatus, AuditRecord, CachedResource
 from remediation.settings import Settings
 
 if TYPE_CHECKING:
@@ -155,16 +155,8 @@ class TableStateStore:
             raise SettingsError("set STATE_TABLE_ENDPOINT (or STATE_CONNECTION_STRING for Azurite)", where="state")
         return cls(service, prefix=settings.state_table_prefix, clock=clock, create_tables=create_tables)
 
-    @contextmanager
-    def _errors(self, table: str, action: str) -> Iterator[None]:
-        from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError  # noqa: PLC0415
-
-        try:
-            yield
-        except (ResourceExistsError, ResourceNotFoundError):
-            raise  # answers, not failures: the callers decide what they mean
-        except AzureError as exc:
-            raise TransientError(f"state table {table}: {action} failed: {type(exc).__name__}: {exc.message}") from None
+    def _errors(self, table: str, action: str) -> AbstractContextManager[None]:
+        return _table_errors(table, action)
 
     def _table(self, key: str) -> TableClient:
         return self._tables[key]
@@ -407,6 +399,19 @@ class TableStateStore:
         return deleted
 
 
+@contextmanager
+def _table_errors(table: str, action: str) -> Iterator[None]:
+    """The service's failures as TransientError naming the table; "exists" and "not found" pass as answers."""
+    from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError  # noqa: PLC0415
+
+    try:
+        yield
+    except (ResourceExistsError, ResourceNotFoundError):
+        raise  # answers, not failures: the callers decide what they mean
+    except AzureError as exc:
+        raise TransientError(f"state table {table}: {action} failed: {type(exc).__name__}: {exc.message}") from None
+
+
 def _subnet_key(subnet_id: str) -> str:
     return hashlib.sha256(subnet_id.lower().encode("utf-8")).hexdigest()
 
@@ -564,3 +569,252 @@ class InMemoryStateStore:
             for fp in states:
                 del self._alerts[fp]
         return len(events) + len(states)
+
+
+# -- the topology cache ---------------------------------------------------------------------------
+
+_TOPOLOGY_KINDS = ("nsg", "vnet", "nic")
+_CYCLECLOUD_PARTITION = "cyclecloud"
+_META_PARTITION = "meta"
+
+
+def _id_key(resource_id: str) -> str:
+    return hashlib.sha256(resource_id.lower().encode("utf-8")).hexdigest()
+
+
+def _topology_partition(kind: str) -> str:
+    if kind not in _TOPOLOGY_KINDS:
+        raise InputError(f"unknown resource kind {kind!r} (valid: {', '.join(_TOPOLOGY_KINDS)})", where="topology")
+    return kind
+
+
+def _cached_from_entity(entity: Mapping[str, Any]) -> CachedResource:
+    return CachedResource(
+        id=str(entity["resource_id"]),
+        kind=str(entity["kind"]),
+        etag=str(entity.get("arm_etag") or ""),
+        body=unpack(dict(entity), "body", {}),
+        vnet_id=str(entity.get("vnet_id") or ""),
+        cyclecloud=bool(entity.get("cyclecloud")),
+    )
+
+
+class TableTopologyCache:
+    """:class:`~remediation.ports.TopologyCache` on one table, ``<prefix>topology``.
+
+    Partitions: ``nsg``, ``vnet``, ``nic`` (only NICs that matter: with an NSG, or CycleCloud's;
+    ``vnet_key`` finds a VNet's) and ``cyclecloud`` (pointers to what locates CycleCloud), row keys
+    hashes of lowercased resource ids; ``meta/built`` says when a sweep last rebuilt it. A
+    resource's body (ARM's JSON) is packed like the audit trail's rules. Every lookup an event
+    makes is a point read or a query of the few cached NICs, so its cost does not grow with the
+    number of NSGs.
+    """
+
+    def __init__(self, service: TableServiceClient, *, prefix: str = "lockdown", clock: Callable[[], datetime] = _now):
+        name = f"{prefix}topology"
+        if not _TABLE_NAME.match(name):
+            raise SettingsError(
+                f"table name {name!r} must be 3-63 letters or digits starting with a letter", where="STATE_TABLE_PREFIX"
+            )
+        self._clock = clock
+        with _table_errors(name, "create"):
+            self._table = service.create_table_if_not_exists(name)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, credential: TokenCredential | None = None, clock: Callable[[], datetime] = _now
+    ) -> TableTopologyCache:
+        from azure.data.tables import TableServiceClient  # noqa: PLC0415
+
+        if settings.state_connection_string:
+            service = TableServiceClient.from_connection_string(settings.state_connection_string.reveal())
+        elif settings.state_table_endpoint and credential is not None:
+            service = TableServiceClient(settings.state_table_endpoint, credential=credential)
+        else:
+            raise SettingsError("the topology cache needs STATE_TABLE_ENDPOINT and a credential", where="state")
+        return cls(service, prefix=settings.state_table_prefix, clock=clock)
+
+    def _errors(self, action: str) -> AbstractContextManager[None]:
+        return _table_errors(self._table.table_name, action)
+
+    def get(self, kind: str, ids: Collection[str]) -> dict[str, CachedResource]:
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
+
+        partition = _topology_partition(kind)
+        found: dict[str, CachedResource] = {}
+        for resource_id in dict.fromkeys(i.lower() for i in ids):
+            try:
+                with self._errors(f"read {kind}"):
+                    entity = self._table.get_entity(partition, _id_key(resource_id))
+            except ResourceNotFoundError:
+                continue
+            found[resource_id] = _cached_from_entity(entity)
+        return found
+
+    def nics_in(self, vnet_ids: Collection[str]) -> list[CachedResource]:
+        nics: list[CachedResource] = []
+        for vnet_id in dict.fromkeys(v.lower() for v in vnet_ids):
+            with self._errors("read NICs"), _absent_is_empty():
+                query = self._table.query_entities(
+                    "PartitionKey eq @pk and vnet_key eq @vnet", parameters={"pk": "nic", "vnet": vnet_id}
+                )
+                nics += [_cached_from_entity(e) for e in query]
+        return nics
+
+    def cyclecloud(self) -> list[CachedResource]:
+        with self._errors("read CycleCloud pointers"), _absent_is_empty():
+            pointers = list(self._table.query_entities("PartitionKey eq @pk", parameters={"pk": _CYCLECLOUD_PARTITION}))
+        out: list[CachedResource] = []
+        for pointer in pointers:
+            out += self.get(str(pointer["kind"]), [str(pointer["resource_id"])]).values()
+        return out
+
+    def _entity(self, r: CachedResource) -> dict[str, Any]:
+        return {
+            "PartitionKey": _topology_partition(r.kind),
+            "RowKey": _id_key(r.id),
+            "resource_id": r.id,
+            "kind": r.kind,
+            "arm_etag": r.etag,
+            "vnet_id": r.vnet_id,
+            "vnet_key": r.vnet_id.lower(),
+            "cyclecloud": r.cyclecloud,
+            "read_at": _utc(self._clock()),
+            **pack("body", r.body),
+        }
+
+    def _pointer(self, r: CachedResource) -> dict[str, Any]:
+        return {
+            "PartitionKey": _CYCLECLOUD_PARTITION,
+            "RowKey": _id_key(r.id),
+            "resource_id": r.id,
+            "kind": r.kind,
+        }
+
+    def put(self, resources: Sequence[CachedResource], forget: Collection[tuple[str, str]] = ()) -> None:
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
+        from azure.data.tables import UpdateMode  # noqa: PLC0415
+
+        for r in resources:
+            with self._errors(f"store {r.kind}"):
+                self._table.upsert_entity(self._entity(r), mode=UpdateMode.REPLACE)
+                if r.cyclecloud:
+                    self._table.upsert_entity(self._pointer(r), mode=UpdateMode.REPLACE)
+            if not r.cyclecloud:
+                forget = [*forget, ("pointer", r.id)]
+        for kind, resource_id in forget:
+            keys = [(_CYCLECLOUD_PARTITION, _id_key(resource_id))]
+            if kind != "pointer":
+                keys.append((_topology_partition(kind), _id_key(resource_id)))
+            for partition, row in keys:
+                try:
+                    with self._errors(f"drop {kind}"):
+                        self._table.delete_entity(partition_key=partition, row_key=row)
+                except ResourceNotFoundError:
+                    continue
+
+    def rebuild(self, resources: Sequence[CachedResource]) -> int:
+        """Write what changed (by ARM etag), drop what the sweep no longer saw, in per-partition batches."""
+        from azure.data.tables import UpdateMode  # noqa: PLC0415
+
+        with self._errors("list"), _absent_is_empty():
+            existing = {
+                (str(e["PartitionKey"]), str(e["RowKey"])): str(e.get("arm_etag") or "")
+                for e in self._table.query_entities(
+                    "PartitionKey ne @meta",
+                    parameters={"meta": _META_PARTITION},
+                    select=["PartitionKey", "RowKey", "arm_etag"],
+                )
+            }
+        wanted: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in resources:
+            entity = self._entity(r)
+            wanted[(entity["PartitionKey"], entity["RowKey"])] = entity
+            if r.cyclecloud:
+                pointer = self._pointer(r)
+                wanted[(pointer["PartitionKey"], pointer["RowKey"])] = pointer
+        operations: dict[str, list[Any]] = {}
+        for key, entity in wanted.items():
+            if key in existing and existing[key] == str(entity.get("arm_etag", "")):
+                continue  # unchanged since the last sweep (or the event that stored it)
+            operations.setdefault(key[0], []).append(("upsert", entity, {"mode": UpdateMode.REPLACE}))
+        for key in existing.keys() - wanted.keys():
+            operations.setdefault(key[0], []).append(("delete", {"PartitionKey": key[0], "RowKey": key[1]}))
+        count = 0
+        with self._errors("rebuild"):
+            for partition, ops in operations.items():
+                for chunk in _transactions(ops):
+                    self._table.submit_transaction(chunk)
+                    count += len(chunk) if partition != _CYCLECLOUD_PARTITION else 0  # resources, not pointers
+            self._table.upsert_entity(
+                {"PartitionKey": _META_PARTITION, "RowKey": "built", "at": _utc(self._clock())}, mode=UpdateMode.REPLACE
+            )
+        return count
+
+    def built_at(self) -> datetime | None:
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
+
+        try:
+            with self._errors("read meta"):
+                entity = self._table.get_entity(_META_PARTITION, "built")
+        except ResourceNotFoundError:
+            return None
+        return _utc(entity["at"])
+
+
+def _transactions(operations: Sequence[Any], max_bytes: int = 2_000_000) -> Iterator[list[Any]]:
+    """Operations in transactions of at most 100, and well under the service's 4 MiB per transaction."""
+    chunk: list[Any] = []
+    size = 0
+    for op in operations:
+        weight = sum(len(v) for v in op[1].values() if isinstance(v, bytes)) + 1024
+        if chunk and (len(chunk) == _BATCH or size + weight > max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(op)
+        size += weight
+    if chunk:
+        yield chunk
+
+
+class InMemoryTopologyCache:
+    """:class:`~remediation.ports.TopologyCache` in memory (demo, unit tests, no state store). Thread-safe."""
+
+    def __init__(self, *, clock: Callable[[], datetime] = _now) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._items: dict[tuple[str, str], CachedResource] = {}
+        self._built: datetime | None = None
+
+    def get(self, kind: str, ids: Collection[str]) -> dict[str, CachedResource]:
+        with self._lock:
+            found = {i.lower(): self._items.get((kind, i.lower())) for i in ids}
+        return {k: v for k, v in found.items() if v is not None}
+
+    def nics_in(self, vnet_ids: Collection[str]) -> list[CachedResource]:
+        wanted = {v.lower() for v in vnet_ids}
+        with self._lock:
+            return [r for (kind, _), r in self._items.items() if kind == "nic" and r.vnet_id.lower() in wanted]
+
+    def cyclecloud(self) -> list[CachedResource]:
+        with self._lock:
+            return [r for r in self._items.values() if r.cyclecloud]
+
+    def put(self, resources: Sequence[CachedResource], forget: Collection[tuple[str, str]] = ()) -> None:
+        with self._lock:
+            for kind, resource_id in forget:
+                self._items.pop((kind, resource_id.lower()), None)
+            for r in resources:
+                self._items[(r.kind, r.key)] = r
+
+    def rebuild(self, resources: Sequence[CachedResource]) -> int:
+        with self._lock:
+            before = self._items
+            self._items = {(r.kind, r.key): r for r in resources}
+            self._built = self._clock()
+            changed = sum(1 for k, r in self._items.items() if k not in before or before[k].etag != r.etag)
+            return changed + len(before.keys() - self._items.keys())
+
+    def built_at(self) -> datetime | None:
+        with self._lock:
+            return self._built
