@@ -32,6 +32,21 @@ class WriteResult:
     after: NetworkSecurityGroup | None = None
 
 
+@dataclass(slots=True)
+class Gathered:
+    """An event's neighbourhood as read (see ``remediation.azure.neighbourhood``), and what it cost."""
+
+    inventory: Inventory
+    #: ARM requests made (a listing counts its pages).
+    reads: int = 0
+    #: Resources taken from the topology cache instead.
+    cached: int = 0
+    #: True when nothing named can change a verdict (a NIC with no NSG, not CycleCloud's, before or now).
+    settled: bool = False
+    #: The VNets (lower-cased ids) read or taken from the cache: remembered subnets elsewhere were not looked at.
+    vnet_ids: frozenset[str] = field(default_factory=frozenset)
+
+
 class NsgSource(Protocol):
     def inventory(self, scope: str, *, extra_subnet_ids: Collection[str] = ()) -> Inventory:
         """Managed NSGs (tagged) under ``scope`` with their subnets and NICs.
@@ -40,6 +55,13 @@ class NsgSource(Protocol):
         read too, with the NSGs their subnets name; such a VNet missing from
         the result does not exist (a failed read raises instead).
         """
+        ...
+
+    def neighbourhood(self, affected: Collection[str], *, extra_subnet_ids: Collection[str] = ()) -> Gathered:
+        """What events naming ``affected`` (NSG, rule, subnet, VNet, NIC ids) touch: the named
+        resources re-read, the VNets of the subnets involved, the NSGs on their subnets, the NICs
+        that matter there and what locates CycleCloud. Its cost does not grow with the subscription;
+        ``extra_subnet_ids`` (remembered subnets the event concerns) add their VNets."""
         ...
 
     def get_nsg(self, nsg_id: str) -> NetworkSecurityGroup: ...

@@ -137,7 +137,17 @@ class Reconciler:
                     log.exception("forgetting accepted detachments failed")
                     report.errors.append(f"acceptDetached: not saved: {type(exc).__name__}: {exc}")
         subscription = f"/subscriptions/{parsed.subscription_id}"
-        if expected:
+        judged = _judged_subnets(expected, parsed, affected)
+        looked_at: Mapping[str, str] = expected
+        if affected is not None:
+            # An event reads what it names and what the verdict depends on, not the subscription.
+            gathered = self.source.neighbourhood(
+                affected, extra_subnet_ids=tuple(s for s in expected if s.lower() in judged)
+            )
+            inventory = gathered.inventory
+            # Only remembered subnets whose VNet was looked at can be found gone.
+            looked_at = {s: n for s, n in expected.items() if _vnet_key(s) in gathered.vnet_ids}
+        elif expected:
             inventory = self.source.inventory(subscription, extra_subnet_ids=tuple(expected))
         else:
             inventory = self.source.inventory(subscription)
@@ -149,7 +159,7 @@ class Reconciler:
             tags=tags,
             only=target_keys,
             expected_attachments=expected,
-            subnets=_judged_subnets(expected, parsed, affected),
+            subnets=judged,
             repair_endpoints=settings.service_endpoint_repair and self.subnet_writer is not None,
         )
         report.findings = [f for f in assessment.findings if _finding_in(f, target_keys, parsed, affected)]
@@ -199,7 +209,7 @@ class Reconciler:
                     restored.append(replace(done, actor=actor))
                     _record_subnet_audit(state, report, nsg, outcome.subnet_writes[-1], self.clock)
 
-        _save_attachments(state, report, inventory, baseline, expected)
+        _save_attachments(state, report, inventory, baseline, expected, looked_at)
         report.finished = self.clock()
         if self.notifier is not None:
             try:
@@ -452,6 +462,12 @@ def _judged_subnets(expected: Mapping[str, str], scope: Scope, affected: Collect
     return {subnet for subnet, nsg in expected.items() if _touches(subnet, affected) or _touches(nsg, affected)}
 
 
+def _vnet_key(subnet_id: str) -> str:
+    """The lower-cased VNet id of a subnet id ("" when it is none)."""
+    subnet = ResourceId.try_parse(subnet_id)
+    return subnet.parent.key if subnet is not None and subnet.parent is not None else ""
+
+
 def _accepted_subnets(subnet_ids: Collection[str], subscription_id: str) -> set[str]:
     """Validated, lower-cased subnet ids of ``acceptDetached``; names the bad one."""
     accepted: set[str] = set()
@@ -488,8 +504,12 @@ def _save_attachments(
     inventory: Inventory,
     baseline: Baseline,
     expected: Mapping[str, str],
+    looked_at: Mapping[str, str],
 ) -> None:
     """Remember what is attached now; forget remembered subnets that no longer exist.
+
+    ``looked_at`` are the remembered pairs whose VNet this run read (an event reads only its
+    neighbourhood): only those can be found gone or released.
 
     A remembered subnet that still exists without a managed NSG is kept, so
     its ``nsg_detached`` persists until a managed NSG guards it again or the
@@ -503,13 +523,13 @@ def _save_attachments(
     changed = {s: n for s, n in observed.items() if known.get(s.lower()) != n.lower()}
     vnets = {v.key: v for v in inventory.vnets}
     forget = []
-    for subnet_id in expected:
+    for subnet_id in looked_at:
         subnet = ResourceId.try_parse(subnet_id)
         vnet = vnets.get(subnet.parent.key) if subnet is not None and subnet.parent is not None else None
         # Discovery read this VNet (extra_subnet_ids): absent means deleted, as is a subnet absent from it.
         if vnet is None or all(s.key != subnet_id.lower() for s in vnet.subnets):
             forget.append(subnet_id)
-    forget += released_attachments(inventory, baseline, expected)
+    forget += released_attachments(inventory, baseline, looked_at)
     if not changed and not forget:
         return
     try:

@@ -27,7 +27,7 @@ from remediation.findings import Finding, FindingKind, Severity
 from remediation.model import Inventory, NetworkSecurityGroup
 from remediation.parse import merge_inventories, parse_document, parse_nsg
 from remediation.plan import RemediationPlan
-from remediation.ports import AuditRecord, Restored, WriteResult
+from remediation.ports import AuditRecord, Gathered, Restored, WriteResult
 from remediation.service import Reconciler
 from remediation.settings import Mode, Settings
 from remediation.state import InMemoryStateStore
@@ -71,6 +71,14 @@ class MemoryArm:
         self.calls.append(f"inventory {scope}")  # every VNet is here, remembered subnets' too
         docs = list(self.nsgs.values()) + self.others
         return merge_inventories(*(parse_document(copy.deepcopy(d), where="memory") for d in docs))
+
+    def neighbourhood(self, affected: Collection[str], *, extra_subnet_ids: Collection[str] = ()) -> Gathered:
+        """Everything this fake holds (it is small): the neighbourhood's selection is the ARM adapter's,
+        tested in tests/integration/test_event_cost.py."""
+        self.calls.append("neighbourhood " + ",".join(affected))
+        docs = list(self.nsgs.values()) + self.others
+        inventory = merge_inventories(*(parse_document(copy.deepcopy(d), where="memory") for d in docs))
+        return Gathered(inventory, vnet_ids=frozenset(v.key for v in inventory.vnets))
 
     def get_nsg(self, nsg_id: str) -> NetworkSecurityGroup:
         self.calls.append(f"get {nsg_id}")

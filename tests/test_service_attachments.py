@@ -13,6 +13,7 @@ from typing import Any
 from remediation.events import parse_event
 from remediation.findings import FindingKind
 from remediation.model import Inventory
+from remediation.ports import Gathered
 from remediation.reports import ReconcileReport
 from remediation.service import Reconciler
 from tests.test_service import (
@@ -44,6 +45,10 @@ class RecordingArm(MemoryArm):
     def inventory(self, scope: str, *, extra_subnet_ids: Collection[str] = ()) -> Inventory:
         self.extra.append(tuple(extra_subnet_ids))
         return super().inventory(scope)
+
+    def neighbourhood(self, affected: Collection[str], *, extra_subnet_ids: Collection[str] = ()) -> Gathered:
+        self.extra.append(tuple(extra_subnet_ids))
+        return super().neighbourhood(affected)
 
     def vnet(self) -> dict[str, Any]:
         return next(d for d in self.others if d.get("id", "").lower() == VNET.lower())

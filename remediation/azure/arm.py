@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -52,16 +52,16 @@ from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.network import NetworkManagementClient
 
 from remediation.azure.budget import ReadBudget, ReadBudgetPolicy
+from remediation.azure.neighbourhood import NeighbourhoodReader
 from remediation.errors import ConflictError, RemediationError, TransientError
 from remediation.model import (
     Inventory,
-    NetworkInterface,
     NetworkSecurityGroup,
     VirtualNetwork,
 )
 from remediation.parse import parse_nic, parse_nsg, parse_vnet
 from remediation.plan import RemediationPlan
-from remediation.ports import SubnetWriteResult, WriteResult
+from remediation.ports import Gathered, SubnetWriteResult, TopologyCache, WriteResult
 from remediation.resource_id import NIC, NIC_IP_CONFIGURATION, NSG, SUBNET, VNET, ResourceId
 from remediation.scope import Scope, parse_scope
 from remediation.settings import Settings
@@ -225,8 +225,13 @@ class ArmNetwork:
         options: ArmOptions | None = None,
         subscription_id: str | None = None,
         budget: ReadBudget | None = None,
+        topology: TopologyCache | None = None,
     ):
+        from remediation.state import InMemoryTopologyCache  # noqa: PLC0415 - the default only
+
         self._client = client
+        #: What ARM showed last (the sweep rebuilds it; events take their neighbourhood from it).
+        self.topology: TopologyCache = topology if topology is not None else InMemoryTopologyCache()
         #: ARM's read budget as this client last saw it (None when the client was built without one).
         self.budget = budget
         self._settings = settings
@@ -237,6 +242,14 @@ class ArmNetwork:
         self._parsed: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], NetworkSecurityGroup]] = {}
         self._parsed_vnets: dict[str, tuple[str, VirtualNetwork]] = {}
         self._lock = threading.Lock()
+        self._neighbours = NeighbourhoodReader(
+            read=self._read_raw,
+            list_group_nics=self._list_group_nics,
+            parse_nsg=self._remember,
+            parse_vnet=lambda raw: self._parse_vnet(raw, str(raw.get("id", ""))),
+            cache=self.topology,
+            lockdown_tag=settings.lockdown_tag,
+        )
 
     @classmethod
     def from_settings(
@@ -247,6 +260,7 @@ class ArmNetwork:
         options: ArmOptions | None = None,
         subscription_id: str | None = None,
         budget: ReadBudget | None = None,
+        topology: TopologyCache | None = None,
         **client_kwargs: Any,
     ) -> ArmNetwork:
         """A client on the app settings, spending ARM's reads through ``budget`` (a new one by default)."""
@@ -259,7 +273,7 @@ class ArmNetwork:
             budget=budget,
             **client_kwargs,
         )
-        return cls(client, settings, options=options, subscription_id=subscription_id, budget=budget)
+        return cls(client, settings, options=options, subscription_id=subscription_id, budget=budget, topology=topology)
 
     def close(self) -> None:
         self._client.close()
@@ -297,7 +311,8 @@ class ArmNetwork:
 
         vnets: list[VirtualNetwork] = []
         managed_subnets = {s.lower() for n in nsgs.values() for s in n.subnet_ids}
-        for vnet_raw in self._get_vnets_raw(vnet_ids):
+        vnets_raw = self._get_vnets_raw(vnet_ids)
+        for vnet_raw in vnets_raw:
             vnet_id = str(vnet_raw.get("id", ""))
             vnets.append(self._parse_vnet(vnet_raw, vnet_id))
             # NICs in managed subnets: their own NSGs also decide the flows.
@@ -311,18 +326,63 @@ class ArmNetwork:
                     if nic_rid is not None:
                         nic_ids.setdefault(nic_rid.key, str(nic_rid))
 
-        nics = self._get_nics(nic_ids)
+        nics_raw = self._get_nics_raw(nic_ids)
+        nics = [parse_nic(raw, where=str(raw.get("id", "NIC"))) for raw in nics_raw]
         extra_nsg_ids = {n.nsg_id.lower(): n.nsg_id for n in nics if n.nsg_id and n.nsg_id.lower() not in nsgs}
         for vnet in vnets:
             for subnet in vnet.subnets:
                 if subnet.nsg_id and subnet.nsg_id.lower() not in nsgs:
                     extra_nsg_ids.setdefault(subnet.nsg_id.lower(), subnet.nsg_id)
         all_by_id = {str(raw.get("id", "")).lower(): raw for raw in nsgs_raw}
+        read_nsgs = {str(raw.get("id", "")).lower(): raw for raw in managed}
         for key, nsg_id in extra_nsg_ids.items():
             raw = all_by_id.get(key) or self._get_nsg_raw(nsg_id, missing_ok=True)
             if raw is not None:
                 nsgs[key] = self._remember(raw)
+                read_nsgs[key] = raw
+        if parsed.kind == "subscription":  # the whole picture: the topology cache is rebuilt from it
+            self._rebuild_topology(read_nsgs.values(), vnets_raw, nics_raw)
         return Inventory(nsgs=tuple(nsgs.values()), vnets=tuple(vnets), nics=tuple(nics))
+
+    def neighbourhood(self, affected: Collection[str], *, extra_subnet_ids: Collection[str] = ()) -> Gathered:
+        """What the events naming ``affected`` touch, read from ARM, the rest from the topology cache.
+
+        See :mod:`remediation.azure.neighbourhood`. Before any sweep has built the cache, absence
+        from it proves nothing: the subscription is read once, as a sweep reads it, and the cache
+        built from that.
+        """
+        try:
+            built = self.topology.built_at()
+        except Exception:  # the cache unreadable: judge from ARM, as without one
+            log.exception("the topology cache is unreadable; reading the subscription")
+            built = None
+        if built is None:
+            inventory = self.inventory(f"/subscriptions/{self._subscription}", extra_subnet_ids=extra_subnet_ids)
+            return Gathered(inventory, vnet_ids=frozenset(v.key for v in inventory.vnets))
+        return self._neighbours.gather(affected, extra_subnet_ids=extra_subnet_ids)
+
+    def _rebuild_topology(
+        self, nsgs: Iterable[dict[str, Any]], vnets: Iterable[dict[str, Any]], nics: Iterable[dict[str, Any]]
+    ) -> None:
+        """The sweep is the cache's authority; a failure to store it costs later events reads, nothing else."""
+        try:
+            changed = self.topology.rebuild(self._neighbours.cache_entries(nsgs, vnets, nics))
+        except Exception:
+            log.exception("rebuilding the topology cache failed; events read what it lacks from ARM")
+            return
+        log.info("topology cache rebuilt: %d entries written or dropped", changed)
+
+    def _read_raw(self, kind: str, resource_id: str) -> dict[str, Any] | None:
+        """One GET of an NSG, VNet or NIC as ARM's JSON; None when ARM says it does not exist."""
+        if kind == "nsg":
+            return self._get_nsg_raw(resource_id, missing_ok=True)
+        if kind == "vnet":
+            return self._get_vnet_raw(resource_id)
+        return self._get_nic_raw(resource_id)
+
+    def _list_group_nics(self, subscription_id: str, resource_group: str) -> list[dict[str, Any]]:
+        path = f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/{_NETWORK}/networkInterfaces"
+        return self._list(f"list NICs in {resource_group}", path)
 
     def get_nsg(self, nsg_id: str) -> NetworkSecurityGroup:
         raw = self._get_nsg_raw(nsg_id, missing_ok=False)
@@ -423,7 +483,7 @@ class ArmNetwork:
             f"get NIC {nic_id}", lambda: self._client.network_interfaces.get(rg, name).as_dict(), missing_ok=True
         )
 
-    def _get_nics(self, nic_ids: Mapping[str, str]) -> list[NetworkInterface]:
+    def _get_nics_raw(self, nic_ids: Mapping[str, str]) -> list[dict[str, Any]]:
         if not nic_ids:
             return []
         raws: list[dict[str, Any]]
@@ -433,7 +493,7 @@ class ArmNetwork:
         else:
             fetched = (self._get_nic_raw(nic_id) for nic_id in nic_ids.values())
             raws = [raw for raw in fetched if raw is not None]
-        return [parse_nic(raw, where=str(raw.get("id", "NIC"))) for raw in raws]
+        return raws
 
     def _parse_vnet(self, raw: dict[str, Any], vnet_id: str) -> VirtualNetwork:
         """Parse a VNet, reusing the last parse while its etag (which every subnet write changes) holds."""

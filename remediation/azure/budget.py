@@ -109,17 +109,17 @@ class ReadBudget:
         is the write budget's, which holds back no read: the restore's poll must still go out)."""
         value = headers.get(REMAINING_READS)
         throttled = status == 429 and read
-        retry_after = _retry_after_seconds(headers.get("Retry-After")) if throttled else None
+        retry_after = _retry_after(headers) if throttled else None
         with self._lock:
             if value is not None:
                 try:
                     self._remaining = int(value)
                 except ValueError:
                     log.warning("unreadable %s header: %r", REMAINING_READS, value)
-            if throttled:
-                wait = min(retry_after if retry_after is not None else 60.0, self.options.max_throttle_wait)
+            if throttled and retry_after:  # without a wait named, azure-core's own backoff spaces the retries
+                wait = min(retry_after, self.options.max_throttle_wait)
                 self._blocked_until = max(self._blocked_until, self._clock() + wait)
-                log.warning("ARM throttled the guard (429): no reads for %.0f s", wait)
+                log.warning("ARM throttled the guard (429): no reads for %.1f s", wait)
 
     def _refuse(self, message: str) -> None:
         with self._lock:
@@ -154,6 +154,18 @@ class ReadBudgetPolicy(SansIOHTTPPolicy[Any, Any]):
     def on_response(self, request: PipelineRequest[Any], response: PipelineResponse[Any, Any]) -> None:
         read = request.http_request.method.upper() in _READ_METHODS
         self.budget.observe(response.http_response.status_code, response.http_response.headers, read=read)
+
+
+def _retry_after(headers: Any) -> float | None:
+    """The wait a 429 names, as azure-core reads it: retry-after-ms, x-ms-retry-after-ms, then Retry-After."""
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) / 1000)
+            except ValueError:
+                continue
+    return _retry_after_seconds(headers.get("Retry-After"))
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
