@@ -293,7 +293,10 @@ def _writable(rendered: dict[str, Any]) -> dict[str, Any]:
     props = dict(rendered.get("properties", {}))
     children = {"securityRules", "subnets", "ipConfigurations"}
     for key in children & props.keys():
-        props[key] = [{"name": c["name"], "properties": c["properties"]} for c in props[key]]
+        if all("name" in c and "properties" in c for c in props[key]):
+            props[key] = [{"name": c["name"], "properties": c["properties"]} for c in props[key]]
+        else:
+            del props[key]  # read-only back-references ({id} only), such as an NSG's subnets
     body["properties"] = props
     return body
 

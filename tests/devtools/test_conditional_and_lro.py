@@ -147,3 +147,19 @@ def test_ended_operations_are_forgotten_after_a_while() -> None:
     ops.settle_expired(keep_seconds=0)
     with pytest.raises(ArmError, match="OperationNotFound"):
         ops.poll(op.id)
+
+
+def test_patch_of_an_nsg_attached_to_a_subnet_keeps_the_attachment(rest: Rest) -> None:
+    """An NSG's ``subnets`` are read-only back-references ({id} only); a tags PATCH must not trip on
+    them (it once failed with a KeyError, answered 500) nor drop the attachment."""
+    rest.put(nsg_id(), nsg_body(("a", rule())))
+    vnet = nsg_id().replace("networkSecurityGroups/nsg1", "virtualNetworks/v1")
+    subnet = {"name": "s1", "properties": {"addressPrefix": "10.0.0.0/24", "networkSecurityGroup": {"id": nsg_id()}}}
+    body = {
+        "location": "westeurope",
+        "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}, "subnets": [subnet]},
+    }
+    assert rest.put(vnet, body).status_code in (200, 201)
+    patched = rest.request("PATCH", nsg_id(), {"tags": {"cyclecloud-lockdown": "cluster"}})
+    assert patched.status_code == 200, patched.text
+    assert [s["id"].rsplit("/", 1)[-1] for s in patched.json()["properties"]["subnets"]] == ["s1"]
