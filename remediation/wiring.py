@@ -25,10 +25,10 @@ from remediation.azure.arm import ArmNetwork, ArmOptions, default_credential
 from remediation.azure.evidence import evidence_from_settings
 from remediation.errors import SettingsError
 from remediation.findings import Finding
-from remediation.ports import Alert, EvidenceSource, Restored, StateStore
+from remediation.ports import Alert, EvidenceSource, Restored, StateStore, TopologyCache
 from remediation.service import Reconciler
 from remediation.settings import Settings
-from remediation.state import InMemoryStateStore, TableStateStore
+from remediation.state import InMemoryStateStore, InMemoryTopologyCache, TableStateStore, TableTopologyCache
 from remediation.tag_source import ServiceTagsCache
 from remediation.tags import TagModel, exact_from_documents
 
@@ -154,6 +154,13 @@ def build_state(settings: Settings, credential: TokenCredential | None = None) -
     return InMemoryStateStore()
 
 
+def build_topology(store: StateStore, settings: Settings, credential: TokenCredential | None) -> TopologyCache:
+    """The topology cache beside the state store: on Table Storage with it, else in this process's memory."""
+    if isinstance(store, TableStateStore):
+        return TableTopologyCache.from_settings(settings, credential=credential)
+    return InMemoryTopologyCache()
+
+
 def build_runtime(
     settings: Settings | None = None,
     *,
@@ -161,6 +168,7 @@ def build_runtime(
     arm_options: ArmOptions | None = None,
     state: StateStore | None = None,
     channels: Sequence[Channel] | None = None,
+    topology: TopologyCache | None = None,
 ) -> Runtime:
     """Everything from the app settings; the keyword arguments replace single parts."""
     # pydantic and PyYAML (the baseline file's validation) are a third of a cold start's imports;
@@ -169,9 +177,10 @@ def build_runtime(
 
     settings = settings or Settings.from_env()
     credential = credential or default_credential(settings)
-    arm = ArmNetwork.from_settings(settings, credential=credential, options=arm_options)
     baseline = load_baseline(settings.baseline_path or None)
     store = state if state is not None else build_state(settings, credential)
+    topology = topology if topology is not None else build_topology(store, settings, credential)
+    arm = ArmNetwork.from_settings(settings, credential=credential, options=arm_options, topology=topology)
     chosen = list(channels) if channels is not None else channels_from_settings(settings, credential=credential)
     return Runtime(
         settings=settings,

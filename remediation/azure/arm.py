@@ -227,11 +227,10 @@ class ArmNetwork:
         budget: ReadBudget | None = None,
         topology: TopologyCache | None = None,
     ):
-        from remediation.state import InMemoryTopologyCache  # noqa: PLC0415 - the default only
-
         self._client = client
         #: What ARM showed last (the sweep rebuilds it; events take their neighbourhood from it).
-        self.topology: TopologyCache = topology if topology is not None else InMemoryTopologyCache()
+        #: Without one, an event reads the subscription as a sweep does.
+        self.topology = topology
         #: ARM's read budget as this client last saw it (None when the client was built without one).
         self.budget = budget
         self._settings = settings
@@ -242,13 +241,17 @@ class ArmNetwork:
         self._parsed: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], NetworkSecurityGroup]] = {}
         self._parsed_vnets: dict[str, tuple[str, VirtualNetwork]] = {}
         self._lock = threading.Lock()
-        self._neighbours = NeighbourhoodReader(
-            read=self._read_raw,
-            list_group_nics=self._list_group_nics,
-            parse_nsg=self._remember,
-            parse_vnet=lambda raw: self._parse_vnet(raw, str(raw.get("id", ""))),
-            cache=self.topology,
-            lockdown_tag=settings.lockdown_tag,
+        self._neighbours = (
+            NeighbourhoodReader(
+                read=self._read_raw,
+                list_group_nics=self._list_group_nics,
+                parse_nsg=self._remember,
+                parse_vnet=lambda raw: self._parse_vnet(raw, str(raw.get("id", ""))),
+                cache=topology,
+                lockdown_tag=settings.lockdown_tag,
+            )
+            if topology is not None
+            else None
         )
 
     @classmethod
@@ -351,12 +354,13 @@ class ArmNetwork:
         from it proves nothing: the subscription is read once, as a sweep reads it, and the cache
         built from that.
         """
-        try:
-            built = self.topology.built_at()
-        except Exception:  # the cache unreadable: judge from ARM, as without one
-            log.exception("the topology cache is unreadable; reading the subscription")
-            built = None
-        if built is None:
+        built = None
+        if self._neighbours is not None and self.topology is not None:
+            try:
+                built = self.topology.built_at()
+            except Exception:  # the cache unreadable: judge from ARM, as without one
+                log.exception("the topology cache is unreadable; reading the subscription")
+        if built is None or self._neighbours is None:
             inventory = self.inventory(f"/subscriptions/{self._subscription}", extra_subnet_ids=extra_subnet_ids)
             return Gathered(inventory, vnet_ids=frozenset(v.key for v in inventory.vnets))
         return self._neighbours.gather(affected, extra_subnet_ids=extra_subnet_ids)
@@ -365,6 +369,8 @@ class ArmNetwork:
         self, nsgs: Iterable[dict[str, Any]], vnets: Iterable[dict[str, Any]], nics: Iterable[dict[str, Any]]
     ) -> None:
         """The sweep is the cache's authority; a failure to store it costs later events reads, nothing else."""
+        if self._neighbours is None or self.topology is None:
+            return
         try:
             changed = self.topology.rebuild(self._neighbours.cache_entries(nsgs, vnets, nics))
         except Exception:
