@@ -132,6 +132,11 @@ def test_expected_yaml_is_well_formed(deployment: Path) -> None:
     for variant in variants:
         where = f"{deployment.name}/{variant['name']}"
         net = Network(load(deployment / variant["file"]))
+        raw = json.loads((deployment / variant["file"]).read_text(encoding="utf-8"))
+        tags = next(r.get("tags", {}) for r in raw if r["name"] == cyclecloud["nic"])
+        assert tags.get("cyclecloud-lockdown") == "cyclecloud", f"{where}: CycleCloud's NIC is not tagged"
+        for line in expected["not_node_subnets"]:
+            assert line["subnet"] in net.subnet_names(), f"{where}: {line['subnet']!r} not in the file"
         assert net.nic_subnet(cyclecloud["nic"]) == cyclecloud["subnet"], where
         nic = next(n for n in net.inventory.nics if n.name == cyclecloud["nic"])
         assert ipaddress.ip_address(cyclecloud["ip"]) in nic.private_ips, where
@@ -141,6 +146,7 @@ def test_expected_yaml_is_well_formed(deployment: Path) -> None:
         assert cyclecloud["subnet"] not in node_subnets, "CycleCloud's own subnet is not a node subnet"
         for i, path in enumerate(variant["paths"]):
             _check_path(net, path, f"{where}: paths[{i}]")
+            assert path.get("from_nic") != cyclecloud["nic"], f"{where}: paths[{i}] asks CycleCloud to reach itself"
         requirements = [b["requirement"] for b in variant["baseline"]]
         assert sorted(requirements) == sorted(BASELINE), f"{where}: baseline lists {requirements}"
         for line in variant["baseline"]:
