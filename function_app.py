@@ -9,58 +9,22 @@ that only answers ``status`` never pays for more than it needs.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
 
 from remediation.errors import InputError, RemediationError, ScopeError, TransientError
 from remediation.events import parse_event
-from remediation.wiring import Runtime, build_runtime
+from remediation.wiring import LazyRuntime, Runtime
 
 log = logging.getLogger("lockdown_guard")
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-_runtime: Runtime | None = None
-_runtime_lock = threading.Lock()
-
-
-def runtime() -> Runtime:
-    """The adapters, built from the app settings on first use."""
-    global _runtime  # noqa: PLW0603 - one per process, by design
-    with _runtime_lock:
-        if _runtime is None:
-            _runtime = build_runtime()
-        return _runtime
-
-
-@functools.cache
-def _indexed() -> dict[str, Any]:
-    # FunctionApp.get_functions() refuses to index twice, so do it once.
-    return {str(f.get_function_name()): f for f in app.get_functions()}
-
-
-def user_function(name: str) -> Callable[..., Any]:
-    """The plain Python function behind a trigger, as the host calls it (the demo and tests use it)."""
-    fn: Callable[..., Any] = _indexed()[name].get_user_function()
-    return fn
-
-
-def bindings() -> dict[str, list[dict[str, Any]]]:
-    """Each function's bindings as the host indexes them."""
-    return {name: f.get_bindings_dict()["bindings"] for name, f in _indexed().items()}
-
-
-def set_runtime(value: Runtime | None) -> None:
-    """Replace (or with None, drop) the process's runtime: for tests and the demo."""
-    global _runtime  # noqa: PLW0603
-    with _runtime_lock:
-        _runtime = value
+#: The adapters, built from the app settings on first use (``runtime()``), once per process.
+runtime = LazyRuntime()
 
 
 @app.function_name("on_nsg_change")

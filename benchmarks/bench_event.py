@@ -44,6 +44,7 @@ from azure.mgmt.network import NetworkManagementClient  # noqa: E402
 import function_app  # noqa: E402
 from benchmarks._child import emulator_child  # noqa: E402
 from benchmarks.bench_sweep import runtime  # noqa: E402
+from devtools.functions_host import user_function  # noqa: E402
 from remediation.azure.arm import ArmNetwork, ArmOptions  # noqa: E402
 from remediation.settings import Settings  # noqa: E402
 
@@ -57,7 +58,7 @@ sys.path.insert(0, sys.argv[2])
 from benchmarks.bench_sweep import subscription_docs
 from devtools.emulator import Emulator
 from remediation.baseline_file import load_baseline
-from remediation.commands.demo import cyclecloud_network
+from devtools.demo import cyclecloud_network
 sub = sys.argv[3]
 with Emulator(subscription_id=sub) as em:
     em.seed(cyclecloud_network(sub, load_baseline()))
@@ -156,8 +157,8 @@ def run(events: int, extra_nsgs: int) -> dict[str, Any]:
             Settings.from_env(), options=ArmOptions(polling_interval=0.05), transport=transport
         )
         rt = replace(base, source=arm, writer=arm, close=arm.close)
-        function_app.set_runtime(rt)
-        handler = function_app.user_function("on_nsg_change")
+        function_app.runtime.use(rt)
+        handler = user_function(function_app.app, "on_nsg_change")
         people = NetworkManagementClient(
             _Token(info["human_token"]),
             SUB,
@@ -199,7 +200,7 @@ def run(events: int, extra_nsgs: int) -> dict[str, Any]:
             names = [r.name for r in people.network_security_groups.get(RG, "nsg-cyclecloud").security_rules or []]
             assert "AllowAzureStorage" in names, names
         finally:
-            function_app.set_runtime(None)
+            function_app.runtime.use(None)
             people.close()
             rt.close()
             base.close()

@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(f"remediation.commands.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"remediation.commands.{name}":
+            # A command missing, or its dev tools (devtools/ is not deployed): say so when chosen.
+            if exc.name != f"remediation.commands.{name}" and (exc.name or "").split(".")[0] != "devtools":
                 raise
             command_parser.set_defaults(_missing=name)
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -195,3 +196,26 @@ def build_runtime(
         subnet_writer=arm,
         close=arm.close,
     )
+
+
+class LazyRuntime:
+    """The process's :class:`Runtime`, built by ``build`` on first call (thread-safe), then reused.
+
+    :meth:`use` puts another in its place (the demo's, a test's), or with None drops it so
+    the next call builds anew from the app settings.
+    """
+
+    def __init__(self, build: Callable[[], Runtime] = build_runtime) -> None:
+        self._build = build
+        self._runtime: Runtime | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Runtime:
+        with self._lock:
+            if self._runtime is None:
+                self._runtime = self._build()
+            return self._runtime
+
+    def use(self, runtime: Runtime | None) -> None:
+        with self._lock:
+            self._runtime = runtime

@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from devtools.demo import cyclecloud_network
 from remediation.assess import assess
 from remediation.baseline_file import load_baseline
-from remediation.commands.demo import cyclecloud_network
 from remediation.findings import FindingKind, Severity
 from remediation.model import Inventory
 from remediation.parse import parse_document

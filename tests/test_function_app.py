@@ -25,11 +25,13 @@ from azure.functions.timer import TimerRequest
 from azure.mgmt.network import NetworkManagementClient
 
 import function_app
+from devtools.demo import RESOURCE_GROUP, cyclecloud_network, host_event
 from devtools.emulator import HUMAN, REMEDIATOR, Emulator
+from devtools.functions_host import bindings as host_bindings
+from devtools.functions_host import user_function
 from remediation.alerts.dispatch import Channel
 from remediation.azure.arm import ArmOptions
 from remediation.baseline_file import load_baseline
-from remediation.commands.demo import RESOURCE_GROUP, cyclecloud_network, host_event
 from remediation.errors import TransientError
 from remediation.findings import Severity
 from remediation.settings import Settings
@@ -46,7 +48,7 @@ STORAGE_WESTEUROPE = Path(__file__).resolve().parents[1] / "reference" / "servic
 
 
 def user_code(name: str) -> Callable[..., Any]:
-    return function_app.user_function(name)
+    return user_function(function_app.app, name)
 
 
 class Person:
@@ -78,11 +80,11 @@ def app(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     sink = AlertInbox("teams")
     state = InMemoryStateStore()
     rt = build_runtime(Settings.from_env(), arm_options=FAST, state=state, channels=[Channel(sink, Severity.INFO)])
-    function_app.set_runtime(rt)
+    function_app.runtime.use(rt)
     events: list[dict[str, Any]] = []
     emulator.set_event_subscriber(events.extend)
     yield {"em": emulator, "sink": sink, "state": state, "events": events}
-    function_app.set_runtime(None)
+    function_app.runtime.use(None)
     rt.close()
 
 
@@ -129,7 +131,7 @@ def names(em: Emulator) -> list[str]:
 
 
 def test_functions_are_declared_as_the_host_expects() -> None:
-    declared = function_app.bindings()
+    declared = host_bindings(function_app.app)
     assert set(declared) == {"on_nsg_change", "sweep", "reconcile", "status"}
     bindings = {name: b[0] for name, b in declared.items()}
     assert bindings["on_nsg_change"]["type"] == "eventGridTrigger"
@@ -270,7 +272,7 @@ def runtime_with(monkeypatch: pytest.MonkeyPatch, **env: str) -> Iterator[None]:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     rt = build_runtime(Settings.from_env(), arm_options=FAST, state=InMemoryStateStore(), channels=[])
-    function_app.set_runtime(rt)
+    function_app.runtime.use(rt)
     try:
         yield
     finally:

@@ -1,74 +1,9 @@
-"""``python -m remediation emulator``: run the local ARM emulator until interrupted.
+"""``python -m remediation emulator``: a thin entry point to devtools/emulator/command.py.
 
-The first line on stdout is one JSON object (``endpoint``, ``ca_bundle``, ``identity_endpoint``,
-``identity_header``, ``subscription_id``) so a parent process can read where to connect. The
-emulator lives in ``devtools/`` (never deployed), so it is imported only here.
+The development tools live in devtools/, which is never deployed (.funcignore); in an
+installation without them the CLI says the command is not available.
 """
 
-from __future__ import annotations
+from devtools.emulator.command import add_arguments, run
 
-import argparse
-import json
-import signal
-import sys
-import threading
-from pathlib import Path
-from types import FrameType
-from typing import Any
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: a free one)")
-    parser.add_argument("--seed", type=Path, help='JSON file of resources to load: {"resources": [...]} or a list')
-    parser.add_argument("--page-size", type=int, default=None, help="list page size before a nextLink")
-    parser.add_argument("--lro-polls", type=int, default=None, help="polls an operation answers InProgress")
-
-
-def _load_seed(path: Path) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"error: cannot read seed file {path}: {exc}") from None
-    resources = data.get("resources") if isinstance(data, dict) else data
-    if not isinstance(resources, list):
-        raise SystemExit(f'error: seed file {path} must hold {{"resources": [...]}} or a JSON array')
-    return resources
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        from devtools.emulator import ArmError, Emulator, EmulatorConfig  # noqa: PLC0415  (dev-only, lazy)
-    except ImportError:
-        print("error: the emulator (devtools/) is not part of this installation; run from a clone", file=sys.stderr)
-        return 2
-    config = EmulatorConfig()
-    if args.page_size is not None:
-        config.page_size = args.page_size
-    if args.lro_polls is not None:
-        config.lro_polls = args.lro_polls
-    seed = _load_seed(args.seed) if args.seed else []
-    try:
-        emulator = Emulator(port=args.port, config=config)
-    except OSError as exc:
-        print(f"error: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    with emulator:
-        if seed:
-            try:
-                emulator.seed(seed)
-            except ArmError as exc:
-                print(f"error: seed file {args.seed}: {exc}", file=sys.stderr)
-                return 2
-        print(json.dumps(emulator.info()), flush=True)
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-    return 0
+__all__ = ["add_arguments", "run"]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.demo import cyclecloud_network
 from devtools.emulator import Emulator
 from remediation.baseline_file import load_baseline
-from remediation.commands.demo import cyclecloud_network
 
 ROOT = Path(__file__).resolve().parents[2]
 SUB = "00000000-0000-0000-0000-0000000000c1"

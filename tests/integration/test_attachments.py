@@ -18,10 +18,11 @@ import azure.functions as func
 import pytest
 
 import function_app
+from devtools.demo import cyclecloud_network
 from devtools.emulator import REMEDIATOR, Emulator
+from devtools.functions_host import user_function
 from remediation.alerts.dispatch import Channel
 from remediation.baseline_file import load_baseline
-from remediation.commands.demo import cyclecloud_network
 from remediation.findings import FindingKind, Severity
 from remediation.ports import AlertStatus
 from remediation.reports import ReconcileReport
@@ -54,9 +55,9 @@ def inbox() -> Inbox:
 def runtime(arm_env: Emulator, monkeypatch: pytest.MonkeyPatch, inbox: Inbox) -> Iterator[Runtime]:
     docs = cyclecloud_network(arm_env.subscription_id, BASELINE, resource_group=RG)
     for rt in remediator_runtime(arm_env, monkeypatch, docs, channels=[Channel(inbox, Severity.INFO)]):
-        function_app.set_runtime(rt)
+        function_app.runtime.use(rt)
         yield rt
-        function_app.set_runtime(None)
+        function_app.runtime.use(None)
 
 
 def sweep(rt: Runtime) -> ReconcileReport:
@@ -180,7 +181,7 @@ def test_discovery_reads_the_vnets_of_remembered_subnets(runtime: Runtime, arm_e
 
 def reconcile_http(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     request = func.HttpRequest("POST", "/api/reconcile", body=json.dumps(body).encode(), headers={})
-    response = function_app.user_function("reconcile")(request)
+    response = user_function(function_app.app, "reconcile")(request)
     return response.status_code, json.loads(response.get_body())
 
 

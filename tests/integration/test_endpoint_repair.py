@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from devtools.demo import cyclecloud_network
 from devtools.emulator import REMEDIATOR, Emulator
 from remediation.baseline_file import load_baseline
-from remediation.commands.demo import cyclecloud_network
 from remediation.events import parse_event
 from remediation.findings import FindingKind
 from remediation.reports import ReconcileReport

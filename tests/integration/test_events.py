@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 import function_app
+from devtools.demo import cyclecloud_network, host_event
 from devtools.emulator import REMEDIATOR, Emulator
+from devtools.functions_host import user_function
 from remediation.azure.arm import ArmOptions
 from remediation.baseline_file import load_baseline
-from remediation.commands.demo import cyclecloud_network, host_event
 from remediation.settings import Settings
 from remediation.state import InMemoryStateStore
 from remediation.wiring import Runtime, build_runtime
@@ -41,9 +42,9 @@ def runtime(arm_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runt
     arm_env.seed(cyclecloud_network(arm_env.subscription_id, BASELINE, resource_group=RG))
     arm_env.clear_requests()
     rt = build_runtime(Settings.from_env(), arm_options=FAST, state=InMemoryStateStore(), channels=[])
-    function_app.set_runtime(rt)
+    function_app.runtime.use(rt)
     yield rt
-    function_app.set_runtime(None)
+    function_app.runtime.use(None)
     rt.close()
 
 
@@ -51,7 +52,7 @@ class Subscriber:
     """The Function host's part: each delivered event goes to on_nsg_change; the log says what came."""
 
     def __init__(self) -> None:
-        self.handler = function_app.user_function("on_nsg_change")
+        self.handler = user_function(function_app.app, "on_nsg_change")
         self.delivered: list[dict[str, Any]] = []
         self.errors: list[BaseException] = []
 
@@ -139,7 +140,7 @@ def test_duplicates_and_reordering_converge_without_extra_writes(
 
 def test_events_for_other_resources_cause_no_arm_call(runtime: Runtime, arm_env: Emulator) -> None:
     sub = arm_env.subscription_id
-    handler = function_app.user_function("on_nsg_change")
+    handler = user_function(function_app.app, "on_nsg_change")
     for name in ("resource_write_success.json", "resource_delete_success.json"):
         raw = json.loads((SAMPLES / name).read_text().replace("{subscription-id}", sub))
         handler(host_event(raw))

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from devtools.demo import cyclecloud_network
 from devtools.emulator import REMEDIATOR, Emulator
 from remediation.baseline import Role
 from remediation.baseline_file import load_baseline
-from remediation.commands.demo import cyclecloud_network
 from remediation.model import NetworkSecurityGroup
 from remediation.plan import RemediationPlan
 from remediation.ports import WriteResult

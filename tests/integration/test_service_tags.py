@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from devtools.demo import cyclecloud_network
 from devtools.emulator import REMEDIATOR, Emulator
 from remediation.baseline_file import load_baseline
-from remediation.commands.demo import cyclecloud_network
 from remediation.findings import FindingKind
 from remediation.wiring import Runtime
 from tests.infra.rbac_map import action_for, is_covered, role_actions

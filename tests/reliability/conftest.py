@@ -38,7 +38,7 @@ def world(emulator: Emulator) -> Iterator[World]:
     """The broken CycleCloud network (AllowAzureStorage deleted, a person's SSH rule added) and the
     Function app's runtime for it, also installed as function_app's runtime."""
     w = make_world(emulator)
-    function_app.set_runtime(w.rt)
+    function_app.runtime.use(w.rt)
     yield w
-    function_app.set_runtime(None)
+    function_app.runtime.use(None)
     w.rt.close()

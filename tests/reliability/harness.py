@@ -18,12 +18,12 @@ from typing import Any
 from azure.core.credentials import AccessToken
 from azure.mgmt.network import NetworkManagementClient
 
+from devtools.demo import RESOURCE_GROUP, TAG, cyclecloud_network
 from devtools.emulator import HUMAN, REMEDIATOR, Emulator
 from remediation.assess import assess
 from remediation.azure.arm import ArmOptions
 from remediation.baseline import Baseline
 from remediation.baseline_file import load_baseline
-from remediation.commands.demo import RESOURCE_GROUP, TAG, cyclecloud_network
 
 __all__ = ["RESOURCE_GROUP"]  # re-exported for the suites
 from remediation.parse import parse_document

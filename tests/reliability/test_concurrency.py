@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 import function_app
+from devtools.demo import host_event
+from devtools.functions_host import user_function
 from remediation.azure.arm import ArmOptions
-from remediation.commands.demo import host_event
 from tests.reliability.harness import (
     FAST,
     HUMAN_RULE,
@@ -51,7 +52,7 @@ def rule(name: str, priority: int, port: str, direction: str = "Inbound") -> dic
 
 
 def on_nsg_change() -> Callable[[Any], None]:
-    handler: Callable[[Any], None] = function_app.user_function("on_nsg_change")
+    handler: Callable[[Any], None] = user_function(function_app.app, "on_nsg_change")
     return handler
 
 
@@ -110,7 +111,7 @@ def remediator_puts(world: World) -> int:
 
 def test_one_event_delivered_many_times_at_once(emulator: Any) -> None:
     world = make_world(emulator, network(drop=()))
-    function_app.set_runtime(world.rt)
+    function_app.runtime.use(world.rt)
     try:
         (event,) = human_events(world, delete_storage)
         emulator.clear_requests()
@@ -123,14 +124,14 @@ def test_one_event_delivered_many_times_at_once(emulator: Any) -> None:
         lists = [r for r in nsg_reads if r["path"].endswith("/networkSecurityGroups")]
         assert len(lists) == 1, "15 duplicates were dropped before any ARM call"
     finally:
-        function_app.set_runtime(None)
+        function_app.runtime.use(None)
         world.rt.close()
 
 
 def test_many_events_for_one_nsg_at_once(emulator: Any) -> None:
     """Different events (a person's burst of edits) handled concurrently: one write restores all."""
     world = make_world(emulator, network(drop=()))
-    function_app.set_runtime(world.rt)
+    function_app.runtime.use(world.rt)
     try:
 
         def burst(people: Any) -> None:
@@ -150,7 +151,7 @@ def test_many_events_for_one_nsg_at_once(emulator: Any) -> None:
         assert_converged(world, *(f"Burst{i}" for i in range(6)))
         assert remediator_puts(world) == 1, [r["status"] for r in world.arm_requests(method="PUT")]
     finally:
-        function_app.set_runtime(None)
+        function_app.runtime.use(None)
         world.rt.close()
 
 
@@ -158,7 +159,7 @@ def test_events_out_of_order(emulator: Any) -> None:
     """Events arriving newest first (and shuffled by the emulator's window) never undo a later
     edit: the handler re-reads ARM instead of trusting the event."""
     world = make_world(emulator, network(drop=()))
-    function_app.set_runtime(world.rt)
+    function_app.runtime.use(world.rt)
     try:
 
         def edits(people: Any) -> None:
@@ -195,14 +196,14 @@ def test_events_out_of_order(emulator: Any) -> None:
         assert "Late1" not in world.rule_names()
         assert list(emulator.events.failures) == []
     finally:
-        function_app.set_runtime(None)
+        function_app.runtime.use(None)
         world.rt.close()
 
 
 @pytest.mark.parametrize("round_", range(4))
 def test_sweep_and_event_on_one_nsg_at_once(emulator: Any, round_: int) -> None:
     world = make_world(emulator, network(drop=()))
-    function_app.set_runtime(world.rt)
+    function_app.runtime.use(world.rt)
     try:
         (event,) = human_events(world, delete_storage)
         emulator.clear_requests()
@@ -215,7 +216,7 @@ def test_sweep_and_event_on_one_nsg_at_once(emulator: Any, round_: int) -> None:
         assert_converged(world)
         assert remediator_puts(world) == 1
     finally:
-        function_app.set_runtime(None)
+        function_app.runtime.use(None)
         world.rt.close()
 
 

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 
 import function_app
 from devtools.emulator import Emulator
+from devtools.functions_host import user_function
 from remediation.baseline_file import load_baseline
 from remediation.cli import main as cli_main
 from remediation.errors import BaselineError, InputError, ScopeError
@@ -92,10 +93,10 @@ def hostile(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.
         monkeypatch.setenv(name, value)
     world = make_world(emulator, network(drop=(), extra=()))
     assert world.rt.settings.teams_webhook_url, "the secrets are in the settings"
-    function_app.set_runtime(world.rt)
+    function_app.runtime.use(world.rt)
     caplog.set_level(logging.DEBUG)
     yield world
-    function_app.set_runtime(None)
+    function_app.runtime.use(None)
     world.rt.close()
     assert_no_secret_logged(caplog, emulator)
 
@@ -207,7 +208,7 @@ def host_event(raw: Any) -> func.EventGridEvent:
 
 
 def deliver(raw: Any) -> None:
-    handler = function_app.user_function("on_nsg_change")
+    handler = user_function(function_app.app, "on_nsg_change")
     within(DEADLINE, lambda: handler(host_event(raw)))
 
 
@@ -295,7 +296,7 @@ HOSTILE_SCOPES = [
 
 
 def call_reconcile(body: bytes, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    handler = function_app.user_function("reconcile")
+    handler = user_function(function_app.app, "reconcile")
     request = func.HttpRequest(
         method="POST", url="http://localhost:7071/api/reconcile", headers=headers or {}, params={}, body=body
     )

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 import function_app
+from devtools.demo import host_event
 from devtools.emulator import REMEDIATOR
-from remediation.commands.demo import host_event
+from devtools.functions_host import user_function
 from tests.reliability.harness import (
     HUMAN_RULE,
     RESOURCE_GROUP,
@@ -51,7 +52,7 @@ def benign_rule(i: int) -> dict[str, Any]:
 
 def run_loop(world: World, rounds: int, seed: int) -> dict[str, int]:
     em = world.em
-    handler = function_app.user_function("on_nsg_change")
+    handler = user_function(function_app.app, "on_nsg_change")
     em.set_event_subscriber(lambda batch: [handler(host_event(e)) for e in batch], duplicate=0.3, reorder=3)
     baseline_rules = [n for n in world.rule_names() if n != HUMAN_RULE["name"]]
     rng = random.Random(seed)
@@ -112,11 +113,11 @@ def test_own_writes_fed_back_unrecognised(emulator: Any, monkeypatch: pytest.Mon
     monkeypatch.delenv("AZURE_CLIENT_ID")
     monkeypatch.delenv("REMEDIATOR_PRINCIPAL_ID")
     world = make_world(emulator, network(drop=()))
-    function_app.set_runtime(world.rt)
+    function_app.runtime.use(world.rt)
     try:
         figures = run_loop(world, max(ROUNDS // 2, 12), seed=2)
     finally:
-        function_app.set_runtime(None)
+        function_app.runtime.use(None)
         world.rt.close()
     print("\nloop (own identity unknown):", figures)
     assert figures["delivery failures"] == 0

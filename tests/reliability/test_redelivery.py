@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 import function_app
-from remediation.commands.demo import host_event
+from devtools.demo import host_event
+from devtools.functions_host import user_function
 from remediation.errors import TransientError
 from tests.reliability.harness import RESOURCE_GROUP, World, human_client
 
@@ -35,7 +36,7 @@ def test_redelivery_after_a_transient_failure_is_handled(world: World) -> None:
     assert em.events.wait_idle(timeout=10)
     em.set_event_subscriber(None)
     (event,) = captured
-    handler = function_app.user_function("on_nsg_change")
+    handler = user_function(function_app.app, "on_nsg_change")
 
     # ARM keeps failing the remediator's PUT: the handler raises so that Event Grid redelivers.
     em.faults.add(

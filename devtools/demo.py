@@ -1,0 +1,445 @@
+"""``python -m remediation demo``: the whole product on a broken CycleCloud network, locally.
+
+Starts the ARM emulator (devtools/emulator) in this process with a locked-down
+CycleCloud network (a CycleCloud subnet and two cluster subnets, tagged NSGs),
+then a person breaks it the way people do: deletes AllowAzureStorage and adds a
+deny on 9443. The emulator's Event Grid events drive the Function app's own
+``on_nsg_change`` handler, which talks to the emulator through the real Azure
+SDK with its managed identity. The demo prints what was found, what was
+restored, what could not be (a person's rule is never deleted: it is alerted),
+and the alerts Teams and email would get. Nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from devtools.emulator import HUMAN, REMEDIATOR, Emulator
+from devtools.functions_host import user_function
+from remediation.baseline import Baseline, Role
+from remediation.findings import Finding
+from remediation.ports import Notifier, Restored
+
+if TYPE_CHECKING:
+    from azure.functions import EventGridEvent
+
+SUBSCRIPTION = "5b1d0c3e-0000-4000-8000-00000000de70"
+RESOURCE_GROUP = "rg-cyclecloud"
+LOCATION = "westeurope"
+TAG = "cyclecloud-lockdown"
+_FOREIGN_CREDENTIALS = (
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_TENANT_ID",
+    "AZURE_USERNAME",
+    "AZURE_PASSWORD",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "IMDS_ENDPOINT",
+    "STATE_TABLE_ENDPOINT",
+    "STATE_CONNECTION_STRING",
+    "TEAMS_WEBHOOK_URL",
+    "SMTP_HOST",
+    "ACS_ENDPOINT",
+    "BASELINE_PATH",
+    "SERVICE_TAGS_PATH",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="print only the summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    out = _Printer(quiet=args.quiet)
+    with Emulator(subscription_id=SUBSCRIPTION) as em:
+        remediator = em.identities.get(REMEDIATOR)
+        human = em.identities.get(HUMAN)
+        _point_process_at(em.env(), client_id=remediator.appid, principal_id=remediator.oid)
+
+        from remediation.baseline_file import load_baseline  # noqa: PLC0415 - after the environment is set
+
+        baseline = load_baseline()
+        em.seed(cyclecloud_network(SUBSCRIPTION, baseline))
+        out.heading(f"CycleCloud Lockdown Guard demo: ARM emulator at {em.endpoint}")
+        out.line(f"subscription {SUBSCRIPTION}, resource group {RESOURCE_GROUP}, mode enforce")
+
+        rt, recorder, preview = _runtime(baseline)
+        handler = _handler(rt)
+        before = _dry_run(rt)
+        out.heading("1. A locked-down CycleCloud network")
+        for name, role, subnets in (
+            ("nsg-cyclecloud", "cyclecloud", "cyclecloud 10.10.0.0/24"),
+            ("nsg-cluster", "cluster", "compute 10.10.1.0/24, hpc 10.10.2.0/24"),
+        ):
+            rules = [r["name"] for r in _nsg(em, name)["properties"]["securityRules"]]
+            out.line(f"{name} ({TAG}={role}) on subnets {subnets}: {', '.join(rules)}")
+        out.line(f"initial check: {len(before.findings)} finding(s)")
+
+        deliveries: list[dict[str, Any]] = []
+
+        def deliver(batch: list[dict[str, Any]]) -> None:
+            for event in batch:
+                deliveries.append(event)
+                handler(event)
+
+        em.set_event_subscriber(deliver)
+        out.heading(f"2. {human.display_name} ({human.upn}) changes the network by hand")
+        people = _human_client(em, HUMAN)
+        out.line("deletes rule AllowAzureStorage from nsg-cyclecloud")
+        people.security_rules.begin_delete(RESOURCE_GROUP, "nsg-cyclecloud", "AllowAzureStorage").result()
+        em.events.wait_idle(timeout=20)
+        out.line("adds rule DenyCycleCloud9443 to nsg-cluster (Deny TCP 9443 to the CycleCloud subnet, priority 200)")
+        people.security_rules.begin_create_or_update(
+            RESOURCE_GROUP, "nsg-cluster", "DenyCycleCloud9443", _deny_9443()
+        ).result()
+        em.events.wait_idle(timeout=20)
+        people.close()
+
+        out.heading(f"3. What the guard did ({len(deliveries)} Event Grid event(s) delivered to on_nsg_change)")
+        for call in recorder.calls:
+            fixed = [f for r in call.restored for f in r.fixed]
+            out.line(f"change by {call.actor or 'unknown'}:")
+            for finding in fixed + list(call.findings):
+                out.line(f"  found    {finding.severity.value:<8} {finding.kind.value}: {finding.message}", 2)
+            for restored in call.restored:
+                if restored.rules:
+                    out.line(f"  restored {', '.join(restored.rules)} on {_name(restored.nsg_id)} (one PUT, If-Match)")
+            for finding in call.findings:
+                if not finding.remediable:
+                    out.line(f"  NOT restored: {finding.message}", 2)
+                    out.line(f"    why: {finding.reason}", 2)
+            if not fixed and not call.findings:
+                out.line("  nothing to do")
+        own = sum(1 for e in deliveries if _caller_oid(e) == remediator.oid)
+        out.line(f"own writes recognised and ignored: {own}")
+
+        trail = rt.state.audit_trail() if rt.state is not None else []
+        for record in trail:
+            out.line(
+                f"audit: {record.at:%H:%M:%S} {_name(record.nsg_id)} trigger={record.trigger} actor={record.actor} "
+                f"correlation={record.correlation_id}"
+            )
+
+        out.heading(f"4. The alerts that would be sent ({len(preview.alerts)})")
+        _print_alerts(out, preview.alerts)
+
+        after = _dry_run(rt)
+        cc_rules = [r["name"] for r in _nsg(em, "nsg-cyclecloud")["properties"]["securityRules"]]
+        cluster_rules = [r["name"] for r in _nsg(em, "nsg-cluster")["properties"]["securityRules"]]
+        restored_ok = "AllowAzureStorage" in cc_rules
+        kept_ok = "DenyCycleCloud9443" in cluster_rules
+        out.heading("5. End state")
+        out.line(f"nsg-cyclecloud: {', '.join(cc_rules)}")
+        out.line(f"nsg-cluster:    {', '.join(cluster_rules)}")
+        out.line(f"still wrong (needs a person): {len([f for f in after.remaining if not f.remediable])} finding(s)")
+        for finding in after.remaining:
+            out.line(f"  {finding.severity.value:<8} {finding.kind.value}: {finding.message}", 2)
+        rt.close()
+
+    elapsed = time.monotonic() - started
+    ok = restored_ok and kept_ok
+    print(
+        f"\n{'OK' if ok else 'FAILED'}: AllowAzureStorage {'restored' if restored_ok else 'NOT restored'}; "
+        f"the person's DenyCycleCloud9443 {'kept and alerted' if kept_ok else 'was removed (wrong!)'}; "
+        f"{elapsed:.1f}s"
+    )
+    return 0 if ok else 1
+
+
+# ---------------------------------------------------------------------- the network
+
+
+def cyclecloud_network(
+    subscription_id: str, baseline: Baseline, *, resource_group: str = RESOURCE_GROUP
+) -> list[dict[str, Any]]:
+    """A locked-down CycleCloud network as ARM resources (NSGs, one VNet, two NICs).
+
+    The CycleCloud NSG holds the baseline's rules for its role, written as the
+    remediator would write them, so it starts compliant.
+    """
+    base = f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/Microsoft.Network"
+    vnet_id = f"{base}/virtualNetworks/vnet-cyclecloud"
+    nsg_cc = f"{base}/networkSecurityGroups/nsg-cyclecloud"
+    nsg_cluster = f"{base}/networkSecurityGroups/nsg-cluster"
+    cc_rules = [r.rule.to_arm() for r in baseline.rules_for(frozenset({Role.CYCLECLOUD}))]
+    cluster_rules = [r.rule.to_arm() for r in baseline.rules_for(frozenset({Role.CLUSTER}))]
+    cluster_rules.append(
+        {
+            "name": "AllowSshFromCycleCloud",
+            "properties": {
+                "protocol": "Tcp",
+                "access": "Allow",
+                "priority": 100,
+                "direction": "Inbound",
+                "sourceAddressPrefix": "10.10.0.0/24",
+                "destinationAddressPrefix": "*",
+                "sourcePortRange": "*",
+                "destinationPortRange": "22",
+                "description": "CycleCloud manages the nodes over SSH",
+            },
+        }
+    )
+
+    def subnet(name: str, prefix: str, nsg: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "properties": {
+                "addressPrefix": prefix,
+                "networkSecurityGroup": {"id": nsg},
+                "serviceEndpoints": [{"service": "Microsoft.Storage", "locations": [LOCATION]}],
+            },
+        }
+
+    def nic(name: str, subnet_name: str, ip: str) -> dict[str, Any]:
+        return {
+            "id": f"{base}/networkInterfaces/{name}",
+            "location": LOCATION,
+            "properties": {
+                "ipConfigurations": [
+                    {
+                        "name": "ipconfig1",
+                        "properties": {
+                            "privateIPAddress": ip,
+                            "privateIPAllocationMethod": "Static",
+                            "subnet": {"id": f"{vnet_id}/subnets/{subnet_name}"},
+                        },
+                    }
+                ]
+            },
+        }
+
+    return [
+        {"id": nsg_cc, "location": LOCATION, "tags": {TAG: "cyclecloud"}, "properties": {"securityRules": cc_rules}},
+        {
+            "id": nsg_cluster,
+            "location": LOCATION,
+            "tags": {TAG: "cluster"},
+            "properties": {"securityRules": cluster_rules},
+        },
+        {
+            "id": vnet_id,
+            "location": LOCATION,
+            "properties": {
+                "addressSpace": {"addressPrefixes": ["10.10.0.0/16"]},
+                "subnets": [
+                    subnet("cyclecloud", "10.10.0.0/24", nsg_cc),
+                    subnet("compute", "10.10.1.0/24", nsg_cluster),
+                    subnet("hpc", "10.10.2.0/24", nsg_cluster),
+                ],
+            },
+        },
+        nic("cyclecloud-vm-nic", "cyclecloud", "10.10.0.4"),
+        nic("compute-node-1-nic", "compute", "10.10.1.4"),
+    ]
+
+
+def _deny_9443() -> dict[str, Any]:
+    return {
+        "properties": {
+            "protocol": "Tcp",
+            "access": "Deny",
+            "priority": 200,
+            "direction": "Outbound",
+            "sourceAddressPrefix": "*",
+            "destinationAddressPrefix": "10.10.0.0/24",
+            "sourcePortRange": "*",
+            "destinationPortRange": "9443",
+            "description": "temporary: testing without the CycleCloud web UI",
+        }
+    }
+
+
+# ---------------------------------------------------------------------- wiring
+
+
+@dataclass
+class _Call:
+    findings: Sequence[Finding]
+    restored: Sequence[Restored]
+    actor: str | None
+
+
+@dataclass
+class _Recorder:
+    """Wraps the real notifier to show, per reconcile, what was found and restored."""
+
+    inner: Notifier
+    calls: list[_Call] = field(default_factory=list)
+
+    def notify(
+        self,
+        findings: Sequence[Finding],
+        *,
+        restored: Sequence[Restored],
+        scopes: Sequence[str],
+        actor: str | None,
+        at: datetime,
+    ) -> Sequence[str]:
+        self.calls.append(_Call(list(findings), list(restored), actor))
+        return self.inner.notify(findings, restored=restored, scopes=scopes, actor=actor, at=at)
+
+
+class _PreviewSink:
+    """An alert channel that keeps what it would have sent (the demo has no Teams or mail server)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.alerts: list[Any] = []
+
+    def send(self, alert: Any) -> None:
+        self.alerts.append(alert)
+
+
+def _runtime(baseline: Baseline) -> tuple[Any, _Recorder, _PreviewSink]:
+    from remediation.alerts.dispatch import Channel  # noqa: PLC0415
+    from remediation.azure.arm import ArmOptions  # noqa: PLC0415
+    from remediation.findings import Severity  # noqa: PLC0415
+    from remediation.settings import Settings  # noqa: PLC0415
+    from remediation.state import InMemoryStateStore  # noqa: PLC0415
+    from remediation.wiring import build_runtime  # noqa: PLC0415
+
+    preview = _PreviewSink("teams")
+    settings = Settings.from_env()
+    rt = build_runtime(
+        settings,
+        arm_options=ArmOptions(polling_interval=0.05, retry_backoff_factor=0.1),
+        state=InMemoryStateStore(),
+        channels=[Channel(preview, Severity.INFO)],
+    )
+    assert rt.notifier is not None
+    recorder = _Recorder(rt.notifier)
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(rt, notifier=recorder, baseline=baseline), recorder, preview
+
+
+def _handler(rt: Any) -> Any:
+    """The Function app's on_nsg_change, fed azure.functions EventGridEvent objects."""
+    import function_app  # noqa: PLC0415 - builds nothing on import; the settings are the emulator's by now
+
+    function_app.runtime.use(rt)
+    on_nsg_change = user_function(function_app.app, "on_nsg_change")
+
+    def handle(event: dict[str, Any]) -> None:
+        on_nsg_change(host_event(event))
+
+    return handle
+
+
+def host_event(raw: Mapping[str, Any]) -> EventGridEvent:
+    """An Event Grid event, as JSON the emulator delivers, made what the Functions host hands a trigger."""
+    import azure.functions as func  # noqa: PLC0415  (only the demo's event path needs the Functions SDK)
+
+    when = raw.get("eventTime")
+    return func.EventGridEvent(
+        id=raw["id"],
+        data=raw.get("data") or {},
+        topic=raw.get("topic", ""),
+        subject=raw.get("subject", ""),
+        event_type=raw.get("eventType", ""),
+        event_time=datetime.fromisoformat(when) if isinstance(when, str) else None,
+        data_version=raw.get("dataVersion", ""),
+    )
+
+
+def _dry_run(rt: Any) -> Any:
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(rt, notifier=None, state=None).reconcile(None, trigger="demo", dry_run=True)
+
+
+def _human_client(em: Any, principal: str) -> Any:
+    from azure.core.credentials import AccessToken  # noqa: PLC0415
+    from azure.mgmt.network import NetworkManagementClient  # noqa: PLC0415
+
+    class _Person:
+        def get_token(self, *scopes: str, **_: Any) -> AccessToken:
+            resource = scopes[0].removesuffix("/.default") if scopes else em.endpoint
+            return AccessToken(em.token_for(principal, resource), int(time.time()) + 3600)
+
+    return NetworkManagementClient(
+        _Person(),
+        SUBSCRIPTION,
+        base_url=em.endpoint,
+        credential_scopes=[em.endpoint + "/.default"],
+        connection_verify=em.ca_bundle,
+        polling_interval=0.05,
+    )
+
+
+def _point_process_at(env: dict[str, str], *, client_id: str, principal_id: str) -> None:
+    """This process's settings, as the Function app in Azure would have them, aimed at the emulator."""
+    for name in _FOREIGN_CREDENTIALS:
+        os.environ.pop(name, None)
+    os.environ.update(env)
+    os.environ.update(
+        {
+            "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+            "AZURE_CLIENT_ID": client_id,
+            "REMEDIATOR_PRINCIPAL_ID": principal_id,
+            "REMEDIATION_MODE": "enforce",
+            "LOCKDOWN_TAG": TAG,
+        }
+    )
+
+
+def _nsg(em: Any, name: str) -> dict[str, Any]:
+    state: dict[str, dict[str, Any]] = em.state
+    return next(v for k, v in state.items() if k.lower().endswith(f"/networksecuritygroups/{name}"))
+
+
+def _name(resource_id: str) -> str:
+    return resource_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _caller_oid(event: dict[str, Any]) -> str:
+    claims = (event.get("data") or {}).get("claims") or {}
+    if not isinstance(claims, dict):
+        return ""
+    return str(claims.get("http://schemas.microsoft.com/identity/claims/objectidentifier") or claims.get("oid") or "")
+
+
+def _print_alerts(out: _Printer, alerts: Sequence[Any]) -> None:
+    from remediation.alerts.card import build_message  # noqa: PLC0415
+    from remediation.alerts.email_body import email_content  # noqa: PLC0415
+    from remediation.alerts.render import render  # noqa: PLC0415
+
+    for alert in alerts:
+        view = render(alert)
+        message = build_message(alert)
+        size = len(str(message))
+        out.line(f"Teams card ({size} bytes): [{view.severity.value.upper()}] {view.title}")
+        out.line(f"  {view.summary}", 2)
+        for key, value in view.facts:
+            out.line(f"  {key}: {value}", 2)
+        for section in view.sections:
+            out.line(f"  {section.heading}: {'; '.join(section.items)}", 2)
+    critical = [a for a in alerts if a.severity.value == "critical"]
+    if critical:
+        content = email_content(critical[0])
+        out.line("")
+        out.line(f"Email: {content.subject}")
+        for text in content.text.rstrip().splitlines():
+            out.line(f"  | {text}", 2)
+
+
+class _Printer:
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def heading(self, text: str) -> None:
+        if not self.quiet:
+            print(f"\n== {text}")
+
+    def line(self, text: str, level: int = 1) -> None:
+        if not self.quiet or level == 0:
+            print(f"   {text}" if text else "")
