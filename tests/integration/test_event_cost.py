@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from benchmarks.bench_sweep import subscription_docs
+from devtools.demo import cyclecloud_network
 from devtools.emulator import REMEDIATOR, Emulator
 from remediation.azure.arm import ArmOptions
 from remediation.baseline_file import load_baseline
-from remediation.commands.demo import cyclecloud_network
 from remediation.events import parse_event
 from remediation.settings import Settings
 from remediation.state import InMemoryStateStore
