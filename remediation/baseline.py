@@ -100,6 +100,23 @@ class ServiceEndpointRequirement:
 
 
 @dataclass(frozen=True, slots=True)
+class RequiredFqdn:
+    """A name the subnets of ``roles`` must reach through the firewall on their path (HTTPS by default).
+
+    ``service_tag`` is the tag known to hold the name's addresses: routes and
+    network rules naming that tag apply to it. ``critical`` marks CycleCloud's
+    own names (the document's list): without them it cannot create a node.
+    """
+
+    fqdn: str
+    port: int = 443
+    app_protocol: str = "Https"
+    service_tag: str | None = None
+    critical: bool = True
+    roles: frozenset[Role] = frozenset({Role.CYCLECLOUD})
+
+
+@dataclass(frozen=True, slots=True)
 class Baseline:
     """The effective baseline after options (ReturnProxy, HTTPS proxy) are applied.
 
@@ -112,6 +129,8 @@ class Baseline:
     rules: tuple[RuleRequirement, ...]
     flows: tuple[FlowRequirement, ...] = ()
     service_endpoints: tuple[ServiceEndpointRequirement, ...] = ()
+    #: Names that must pass the Azure Firewall on the path (the baseline's ``firewall:`` section).
+    firewall_fqdns: tuple[RequiredFqdn, ...] = ()
     lockdown_tag: str = "cyclecloud-lockdown"
     source: str = "<built-in>"
     _owned: frozenset[str] = field(init=False, repr=False, compare=False)

@@ -27,6 +27,7 @@ from remediation.baseline import (
     Baseline,
     FlowEndpoint,
     FlowRequirement,
+    RequiredFqdn,
     Role,
     RuleRequirement,
     ServiceEndpointRequirement,
@@ -43,6 +44,7 @@ from remediation.model import (
     Prefix,
     Protocol,
     SecurityRule,
+    ServiceTag,
 )
 from remediation.parse import parse_address, parse_port_range, parse_protocol
 
@@ -54,6 +56,17 @@ DEFAULT_BASELINE = "remediation/baselines/cyclecloud.yaml"
 # ARM's rule name rule: 1-80 of letters, digits, _ . -, starting with a letter or
 # digit and ending with a letter, digit or _.
 _RULE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
+_FQDN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
+#: The names Microsoft's locked-down CycleCloud document lists, used when a baseline has no ``firewall:`` section.
+DOCUMENT_FQDNS: tuple[tuple[str, str | None], ...] = (
+    ("management.azure.com", "AzureResourceManager"),
+    ("login.microsoftonline.com", "AzureActiveDirectory"),
+    ("watson.telemetry.microsoft.com", "AzureMonitor"),
+    ("dc.applicationinsights.azure.com", "AzureMonitor"),
+    ("dc.applicationinsights.microsoft.com", "AzureMonitor"),
+    ("dc.services.visualstudio.com", "AzureMonitor"),
+    ("ratecard.azure-api.net", None),
+)
 _SERVICE_NAME = re.compile(r"^Microsoft\.[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*$")
 # Azure tag names may not contain these.
 _TAG_FORBIDDEN = set("<>%&\\?/")
@@ -123,6 +136,19 @@ class _HttpsProxyModel(_Strict):
     priority: int = Field(default=100, strict=True)
 
 
+class _FqdnModel(_Strict):
+    fqdn: str
+    port: int = Field(default=443, strict=True)
+    protocol: Literal["Https", "Http"] = "Https"
+    service_tag: str | None = None
+    critical: bool = False
+    roles: list[str] = ["cyclecloud"]
+
+
+class _FirewallModel(_Strict):
+    fqdns: list[_FqdnModel] = [_FqdnModel(fqdn=f, service_tag=t, critical=True) for f, t in DOCUMENT_FQDNS]
+
+
 class _OptionsModel(_Strict):
     return_proxy: _ReturnProxyModel = _ReturnProxyModel()
     https_proxy: _HttpsProxyModel = _HttpsProxyModel()
@@ -136,6 +162,7 @@ class _BaselineModel(_Strict):
     rules: list[_RuleModel] = []
     flows: list[_FlowModel] = []
     service_endpoints: list[_ServiceEndpointModel] = []
+    firewall: _FirewallModel = _FirewallModel()
     options: _OptionsModel = _OptionsModel()
 
 
@@ -346,6 +373,14 @@ class _Builder:
         rules = [self._rule(i, r) for i, r in enumerate(model.rules)]
         flows = [self._flow(i, f) for i, f in enumerate(model.flows)]
         endpoints = [self._endpoint(i, e) for i, e in enumerate(model.service_endpoints)]
+        fqdns = [self._fqdn(i, f) for i, f in enumerate(model.firewall.fqdns)]
+        seen_fqdns: dict[tuple[str, int], int] = {}
+        for i, entry in enumerate(model.firewall.fqdns):
+            first = seen_fqdns.setdefault((entry.fqdn.strip().lower(), entry.port), i)
+            if first != i:
+                self.problems.add(
+                    ("firewall", "fqdns", i, "fqdn"), f"{entry.fqdn!r} is already listed by fqdns[{first}]"
+                )
         self._check_unique_names()
         self.problems.raise_if_any()
 
@@ -358,6 +393,7 @@ class _Builder:
             rules=tuple(effective_rules),
             flows=tuple(effective_flows),
             service_endpoints=tuple(e for e in endpoints if e is not None),
+            firewall_fqdns=tuple(f for f in fqdns if f is not None),
             lockdown_tag=model.lockdown_tag,
             source=source,
         )
@@ -483,6 +519,36 @@ class _Builder:
             )
         roles = self._roles((*loc, "roles"), endpoint.roles)
         return ServiceEndpointRequirement(service=endpoint.service, roles=roles)
+
+    def _fqdn(self, index: int, entry: _FqdnModel) -> RequiredFqdn | None:
+        loc: Path_ = ("firewall", "fqdns", index)
+        ok = True
+        if not _FQDN.match(entry.fqdn.strip()):
+            self.problems.add((*loc, "fqdn"), f"{entry.fqdn!r} is not a host name such as management.azure.com")
+            ok = False
+        if not 1 <= entry.port <= 65535:
+            self.problems.add((*loc, "port"), f"must be between 1 and 65535, not {entry.port}")
+            ok = False
+        tag = None
+        if entry.service_tag is not None:
+            found = _checked(self.problems, (*loc, "service_tag"), parse_address, entry.service_tag)
+            if isinstance(found, ServiceTag):
+                tag = found.name
+            else:
+                if found is not None:
+                    self.problems.add((*loc, "service_tag"), f"{entry.service_tag!r} is not a service tag name")
+                ok = False
+        roles = self._roles((*loc, "roles"), entry.roles)
+        if not ok:
+            return None
+        return RequiredFqdn(
+            fqdn=entry.fqdn.strip().lower(),
+            port=entry.port,
+            app_protocol=entry.protocol,
+            service_tag=tag,
+            critical=entry.critical,
+            roles=roles,
+        )
 
     # ----------------------------------------------------------------- across fields
 

@@ -23,6 +23,12 @@ class FindingKind(StrEnum):
     #: A rule present before the remediator's own write and gone after it: an
     #: incident of that write, alerted once (never "resolved" by a later sweep).
     RULE_LOST = "rule_lost"
+    #: Beyond the NSGs (remediation/paths.py): a required name or flow the
+    #: Azure Firewall on the path denies or no rule of it allows; a route that
+    #: drops required traffic; a hop the guard cannot judge. Never remediated.
+    FIREWALL_BLOCKED = "firewall_blocked"
+    ROUTE_DROPPED = "route_dropped"
+    PATH_UNJUDGED = "path_unjudged"
 
 
 #: Kinds that describe an event, not a state: alerted once when they happen and closed.

@@ -24,6 +24,10 @@ CORE = [
     "scope",
     "resource_id",
     "events",
+    "routes",
+    "firewall",
+    "paths",
+    "parse_paths",
 ]
 FORBIDDEN_IMPORTS = ("azure", "os", "socket", "subprocess", "requests", "urllib", "http", "pathlib", "shutil")
 ROOT = Path(__file__).resolve().parents[1]

@@ -319,6 +319,9 @@ _KIND_TEXT = {
     FindingKind.NSG_DETACHED: "NSG detached",
     FindingKind.SERVICE_ENDPOINT_MISSING: "service endpoint missing",
     FindingKind.RULE_LOST: "rule lost",
+    FindingKind.FIREWALL_BLOCKED: "blocked by the firewall:",
+    FindingKind.ROUTE_DROPPED: "dropped by a route:",
+    FindingKind.PATH_UNJUDGED: "path not judged:",
 }
 
 

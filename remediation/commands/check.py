@@ -17,6 +17,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, TextIO
 
 from remediation.assess import Assessment, assess
@@ -24,6 +25,8 @@ from remediation.baseline import Baseline, Role, roles_from_tag
 from remediation.errors import InputError
 from remediation.network import Network
 from remediation.parse import merge_inventories, parse_document
+from remediation.parse_paths import only_path_resources, parse_path_document
+from remediation.paths import PathInventory, PathReport, judge_paths, merge_paths
 from remediation.tags import TagModel, exact_from_documents
 
 if TYPE_CHECKING:
@@ -39,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "files",
         nargs="+",
         metavar="FILE",
-        help="NSG, VNet, subnet or NIC JSON (ARM, az CLI or SDK form; a list or {'value': [...]}); '-' reads stdin",
+        help="NSG, VNet, subnet or NIC JSON, and on the path beyond them route tables, Azure Firewalls, "
+        "firewall policies, rule collection groups and IP groups (ARM, az CLI or SDK form; "
+        "a list or {'value': [...]}); '-' reads stdin",
     )
     parser.add_argument(
         "--role",
@@ -64,18 +69,24 @@ def run(args: argparse.Namespace) -> int:
         roles = _roles(args.role)
         baseline = _baseline(args.baseline)
         stdin = _StdinOnce()
-        inventory = _inventory(args.files, stdin, lockdown_tag=None if roles else baseline.lockdown_tag)
+        inventory, paths = _inventory(args.files, stdin, lockdown_tag=None if roles else baseline.lockdown_tag)
         tags = _tag_model(args.service_tags, stdin)
         _require_managed(inventory, baseline, roles, where=", ".join(args.files))
         assessment = assess(inventory, baseline, tags=tags, roles=roles)
+        report = _path_report(inventory, paths, baseline, roles)
+        assessment = replace(assessment, findings=assessment.findings + report.findings)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         if args.format == "json":
-            sys.stdout.write(json.dumps(assessment.to_json(), indent=2) + "\n")
+            body = assessment.to_json()
+            if report.verdicts:
+                body["paths"] = report.to_json()
+            sys.stdout.write(json.dumps(body, indent=2) + "\n")
         else:
             _print_table(assessment, inventory, baseline, sys.stdout)
+            _print_paths(report, sys.stdout)
         sys.stdout.flush()
     except BrokenPipeError:
         # `check ... | head`: the reader left; the exit code still tells the verdict.
@@ -135,10 +146,14 @@ def _load_json(path: str, stdin: _StdinOnce) -> tuple[str, object]:
         raise InputError("JSON nested too deeply to read", where=name) from None
 
 
-def _inventory(paths: Sequence[str], stdin: _StdinOnce, *, lockdown_tag: str | None) -> Inventory:
+def _inventory(paths: Sequence[str], stdin: _StdinOnce, *, lockdown_tag: str | None) -> tuple[Inventory, PathInventory]:
     inventories = []
+    path_inventories = []
     for path in paths:
         name, document = _load_json(path, stdin)
+        path_inventories.append(parse_path_document(document, where=name))
+        if only_path_resources(document):
+            continue  # route tables, firewalls, policies: nothing for the NSG reader
         inventory = parse_document(document, where=name)
         if lockdown_tag:
             # A bad role tag is bad input of this file; say so before the assessment trips on it.
@@ -150,7 +165,16 @@ def _inventory(paths: Sequence[str], stdin: _StdinOnce, *, lockdown_tag: str | N
     inventory = merge_inventories(*inventories)
     if not inventory.nsgs:
         raise InputError("no network security group in the input: nothing to check", where=", ".join(paths))
-    return inventory
+    return inventory, merge_paths(*path_inventories)
+
+
+def _path_report(
+    inventory: Inventory, paths: PathInventory, baseline: Baseline, roles: frozenset[Role] | None
+) -> PathReport:
+    """The path beyond the NSGs, judged when the input holds any of it (route tables, firewalls)."""
+    if paths.empty:
+        return PathReport()
+    return judge_paths(Network(inventory, baseline.lockdown_tag, roles), paths, baseline)
 
 
 def _tag_model(paths: Sequence[str], stdin: _StdinOnce) -> TagModel | None:
@@ -264,6 +288,15 @@ def _print_plans(assessment: Assessment, out: TextIO, paint: Callable[[str, str]
             out.write("  (no rule to add)\n")
         for finding in plan.unremediable:
             out.write(f"  cannot fix {finding.kind.value} {finding.requirement}: {finding.reason or finding.message}\n")
+
+
+def _print_paths(report: PathReport, out: TextIO) -> None:
+    """Where each required destination goes beyond the NSGs, one line each."""
+    if not report.verdicts:
+        return
+    out.write("\nPaths beyond the NSGs:\n")
+    for verdict in report.verdicts:
+        out.write(f"  {verdict.outcome:<8}  {_short(verdict.subnet)}: {verdict.message}\n")
 
 
 def _describe(rule: SecurityRule) -> str:
