@@ -15,6 +15,7 @@ from typing import Any
 
 import azure.functions as func
 
+from remediation.coalesce import EventCoalescer
 from remediation.errors import InputError, RemediationError, ScopeError, TransientError
 from remediation.events import parse_event
 from remediation.wiring import LazyRuntime, Runtime
@@ -38,8 +39,9 @@ def on_nsg_change(event: func.EventGridEvent) -> None:
     except (InputError, ScopeError) as exc:
         log.warning("dropped event %s: %s", _event_label(raw.get("id")), exc)
         return
+    coalescer = rt.coalescer()
     try:
-        outcome = rt.handle_event(parsed)
+        outcome = rt.handle_event(parsed) if coalescer is None else coalescer.submit(parsed)
     except TransientError as exc:
         log.warning("event %s: transient failure, Event Grid will redeliver: %s", parsed.id, exc)
         raise
@@ -47,6 +49,17 @@ def on_nsg_change(event: func.EventGridEvent) -> None:
         log.error("event %s: dropped after a non-transient error: %s", parsed.id, exc)
         return
     log.info("event %s: %s", parsed.id, json.dumps(_event_log(outcome.to_json())))
+    if coalescer is not None and outcome.status == "queued":
+        _drain(coalescer)
+
+
+@app.function_name("drain_pending")
+@app.timer_trigger(schedule="%DRAIN_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=False)
+def drain_pending(timer: func.TimerRequest) -> None:
+    """Handle the events a drain left pending (it stopped, or its instance died)."""
+    coalescer = runtime().coalescer()
+    if coalescer is not None:
+        _drain(coalescer)
 
 
 @app.function_name("sweep")
@@ -64,6 +77,14 @@ def sweep(timer: func.TimerRequest) -> None:
         _save_failed_sweep(rt, exc)
         raise
     log.info("sweep: %s", json.dumps(report.summary()))
+    coalescer = rt.coalescer()
+    if coalescer is not None:
+        try:
+            covered = coalescer.settled_by_sweep(report.started)
+        except Exception:  # the rows stay; the next drain handles them
+            log.exception("sweep: pending events not cleared")
+        else:
+            log.info("sweep: %d pending events covered by the sweep", covered)
 
 
 @app.function_name("reconcile")
@@ -209,6 +230,17 @@ def _event_log(outcome: dict[str, Any]) -> dict[str, Any]:
         "written": [w.get("nsg") for w in report.get("written", [])],
         "errors": report.get("errors", []),
     }
+
+
+def _drain(coalescer: EventCoalescer) -> None:
+    """Handle what is due; the events stay queued whatever fails here (the next drain retries)."""
+    try:
+        outcomes = coalescer.drain()
+    except Exception:
+        log.exception("draining pending events failed; they stay pending")
+        return
+    for outcome in outcomes:
+        log.info("events %s: %s", outcome.event_id, json.dumps(_event_log(outcome.to_json())))
 
 
 def _save_failed_sweep(rt: Runtime, exc: Exception) -> None:

@@ -42,6 +42,12 @@ param remediationMode string = 'audit'
 @description('NCRONTAB schedule of the sweep timer (six fields, UTC).')
 param sweepSchedule string = '0 */15 * * * *'
 
+@description('NCRONTAB schedule of the timer that handles events a drain left pending (six fields, UTC).')
+param drainSchedule string = '30 * * * * *'
+
+@description('Seconds NIC events wait to be read together (a scale-up); NSG and subnet events never wait.')
+param eventCoalesceSeconds string = '10'
+
 @description('Tag that marks the NSGs to guard; values cyclecloud, cluster or "cyclecloud,cluster".')
 param lockdownTag string = 'cyclecloud-lockdown'
 
@@ -179,6 +185,8 @@ var stateTables = [
   '${stateTablePrefix}audit'
   '${stateTablePrefix}status'
   '${stateTablePrefix}attachments'
+  '${stateTablePrefix}topology'
+  '${stateTablePrefix}pending'
 ]
 // environment().resourceManager ends in '/'; the code compares endpoints and
 // builds token scopes from this value, so hand it over without the slash.
@@ -374,6 +382,8 @@ var remediationAppSettings = {
   ARM_ENDPOINT: armEndpoint
   REMEDIATION_MODE: remediationMode
   SWEEP_SCHEDULE: sweepSchedule
+  DRAIN_SCHEDULE: drainSchedule
+  EVENT_COALESCE_SECONDS: eventCoalesceSeconds
   LOCKDOWN_TAG: lockdownTag
   BASELINE_PATH: baselinePath
   SERVICE_TAGS_PATH: serviceTagsPath

@@ -122,6 +122,47 @@ class TopologyCache(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """One accepted event waiting to be handled: what to re-read (``key``, an NSG, VNet or NIC id),
+    its kind (``nsg``, ``vnet``, ``nic``), which event said so, who made the change, and when it came."""
+
+    key: str
+    kind: str
+    event_id: str
+    actor: str | None
+    at: datetime
+
+
+class PendingEvents(Protocol):
+    """Accepted events not yet handled, and the lease that lets one drain run at a time.
+
+    Events for the same resource that arrive close together are handled once: each event adds a
+    row; the lease holder takes the due rows, handles each resource once, and removes the rows it
+    handled (rows added meanwhile stay for the next round).
+    """
+
+    def add(self, event: PendingEvent) -> None:
+        """Record one event (adding the same event id twice keeps one row)."""
+        ...
+
+    def pending(self) -> list[PendingEvent]:
+        """Every row waiting, oldest first."""
+        ...
+
+    def remove(self, events: Sequence[PendingEvent]) -> None:
+        """Drop handled rows (already gone is fine)."""
+        ...
+
+    def claim(self, owner: str, now: datetime, seconds: float) -> bool:
+        """Take (or extend) the drain lease until ``now + seconds``; False while another owner holds it."""
+        ...
+
+    def release(self, owner: str) -> None:
+        """Give the lease up, if ``owner`` holds it."""
+        ...
+
+
 class NsgWriter(Protocol):
     def apply(self, nsg: NetworkSecurityGroup, plan: RemediationPlan) -> WriteResult:
         """PUT the whole NSG with If-Match on ``nsg.etag`` and follow it to its end.

@@ -104,9 +104,11 @@ class Reconciler:
 
         Raises InputError / ScopeError for a bad scope before any ARM call, and
         TransientError when discovery itself fails (nothing could be judged).
-        ``affected`` (resource ids from an event) narrows the NSGs acted on to
-        those ids and the NSGs attached to them; discovery still covers the
-        subscription so node-to-CycleCloud flows are judged end to end.
+        ``affected`` (resource ids from events) narrows the NSGs acted on to
+        those ids and the NSGs attached to them, and discovery to their
+        neighbourhood (``NsgSource.neighbourhood``: the VNets involved, the NSGs
+        on them and what locates CycleCloud), so node-to-CycleCloud flows are
+        still judged end to end at a cost that does not grow with the subscription.
         ``accept_detached`` (subnet ids) are detachments an operator made on
         purpose: their memory is dropped, so ``nsg_detached`` clears for them.
         Missing service endpoints are added when SERVICE_ENDPOINT_REPAIR is on and
@@ -235,11 +237,10 @@ class Reconciler:
                 report.errors.append(f"status: {type(exc).__name__}: {exc}")
         return report
 
-    def handle_event(self, event: ResourceEvent) -> EventOutcome:
-        """Reconcile what one Event Grid event touched; never trust its body.
+    def screen(self, event: ResourceEvent) -> EventOutcome | None:
+        """Why ``event`` needs no handling (irrelevant, an own write, a duplicate), or None; no ARM call.
 
-        Raises TransientError when an affected NSG could not be reconciled for a
-        transient reason, so the trigger lets Event Grid redeliver.
+        A new event's id is recorded here, so its redelivery is taken for a duplicate.
         """
         if not is_relevant(event):
             return EventOutcome(event.id, "ignored", "not a network security change")
@@ -248,6 +249,17 @@ class Reconciler:
             return EventOutcome(event.id, "ignored", "own write")
         if self.state is not None and self.state.seen_event(event.id):
             return EventOutcome(event.id, "ignored", "duplicate delivery")
+        return None
+
+    def handle_event(self, event: ResourceEvent) -> EventOutcome:
+        """Reconcile what one Event Grid event touched; never trust its body.
+
+        Raises TransientError when an affected NSG could not be reconciled for a
+        transient reason, so the trigger lets Event Grid redeliver.
+        """
+        ignored = self.screen(event)
+        if ignored is not None:
+            return ignored
         try:
             report = self.reconcile(
                 f"/subscriptions/{self.settings.subscription_id}",

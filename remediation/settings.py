@@ -19,6 +19,10 @@ from remediation.findings import Severity
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 DEFAULT_SWEEP_SCHEDULE = "0 */15 * * * *"
+#: The drain timer picks up events a drainer left (it stopped, or its instance died).
+DEFAULT_DRAIN_SCHEDULE = "30 * * * * *"
+#: How long NIC events wait for company before they are read together (a scale-up's NICs).
+DEFAULT_EVENT_COALESCE_SECONDS = 10.0
 DEFAULT_LOCKDOWN_TAG = "cyclecloud-lockdown"
 #: Event Grid retries for at most 24 hours; a week of event ids leaves a wide margin.
 DEFAULT_STATE_RETENTION_DAYS = 7
@@ -67,6 +71,8 @@ SETTING_NAMES: dict[str, str] = {
     "ARM_ENDPOINT": "Resource Manager endpoint (sovereign clouds, the emulator)",
     "REMEDIATION_MODE": "enforce (restore rules) or audit (alert only)",
     "SWEEP_SCHEDULE": "NCRONTAB schedule of the sweep timer",
+    "DRAIN_SCHEDULE": "NCRONTAB schedule of the timer that handles events a drain left pending",
+    "EVENT_COALESCE_SECONDS": "seconds NIC events wait to be read together (NSG and subnet events never wait)",
     "LOCKDOWN_TAG": "the NSG tag that marks managed NSGs and their role",
     "BASELINE_PATH": "optional operator baseline YAML replacing the shipped one",
     "SERVICE_TAGS_PATH": "optional service-tags JSON for exact address evaluation",
@@ -102,6 +108,8 @@ class Settings:
     arm_endpoint: str = DEFAULT_ARM_ENDPOINT
     mode: Mode = Mode.AUDIT
     sweep_schedule: str = DEFAULT_SWEEP_SCHEDULE
+    drain_schedule: str = DEFAULT_DRAIN_SCHEDULE
+    event_coalesce_seconds: float = DEFAULT_EVENT_COALESCE_SECONDS
     lockdown_tag: str = DEFAULT_LOCKDOWN_TAG
     baseline_path: str = ""
     service_tags_path: str = ""
@@ -179,6 +187,10 @@ class Settings:
             arm_endpoint=arm.rstrip("/"),
             mode=mode,
             sweep_schedule=get("SWEEP_SCHEDULE", DEFAULT_SWEEP_SCHEDULE) or DEFAULT_SWEEP_SCHEDULE,
+            drain_schedule=get("DRAIN_SCHEDULE", DEFAULT_DRAIN_SCHEDULE) or DEFAULT_DRAIN_SCHEDULE,
+            event_coalesce_seconds=_float(
+                get("EVENT_COALESCE_SECONDS") or str(DEFAULT_EVENT_COALESCE_SECONDS), "EVENT_COALESCE_SECONDS"
+            ),
             lockdown_tag=get("LOCKDOWN_TAG", DEFAULT_LOCKDOWN_TAG) or DEFAULT_LOCKDOWN_TAG,
             baseline_path=get("BASELINE_PATH"),
             service_tags_path=tags_path,

@@ -31,12 +31,12 @@ import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from remediation.errors import InputError, SettingsError, TransientError
 from remediation.findings import Severity
-from remediation.ports import AlertHistoryEntry, AlertState, AlertStatus, AuditRecord, CachedResource
+from remediation.ports import AlertHistoryEntry, AlertState, AlertStatus, AuditRecord, CachedResource, PendingEvent
 from remediation.settings import Settings
 
 if TYPE_CHECKING:
@@ -578,6 +578,26 @@ _CYCLECLOUD_PARTITION = "cyclecloud"
 _META_PARTITION = "meta"
 
 
+def _table_service(settings: Settings, credential: TokenCredential | None, what: str) -> TableServiceClient:
+    """The Table service of the state store's settings (Azurite's connection string, or endpoint + identity)."""
+    from azure.data.tables import TableServiceClient  # noqa: PLC0415
+
+    if settings.state_connection_string:
+        return TableServiceClient.from_connection_string(settings.state_connection_string.reveal())
+    if settings.state_table_endpoint and credential is not None:
+        return TableServiceClient(settings.state_table_endpoint, credential=credential)
+    raise SettingsError(f"{what} needs STATE_TABLE_ENDPOINT and a credential", where="state")
+
+
+def _open_table(service: TableServiceClient, name: str) -> TableClient:
+    if not _TABLE_NAME.match(name):
+        raise SettingsError(
+            f"table name {name!r} must be 3-63 letters or digits starting with a letter", where="STATE_TABLE_PREFIX"
+        )
+    with _table_errors(name, "create"):
+        return service.create_table_if_not_exists(name)
+
+
 def _id_key(resource_id: str) -> str:
     return hashlib.sha256(resource_id.lower().encode("utf-8")).hexdigest()
 
@@ -611,28 +631,16 @@ class TableTopologyCache:
     """
 
     def __init__(self, service: TableServiceClient, *, prefix: str = "lockdown", clock: Callable[[], datetime] = _now):
-        name = f"{prefix}topology"
-        if not _TABLE_NAME.match(name):
-            raise SettingsError(
-                f"table name {name!r} must be 3-63 letters or digits starting with a letter", where="STATE_TABLE_PREFIX"
-            )
         self._clock = clock
-        with _table_errors(name, "create"):
-            self._table = service.create_table_if_not_exists(name)
+        self._table = _open_table(service, f"{prefix}topology")
 
     @classmethod
     def from_settings(
         cls, settings: Settings, *, credential: TokenCredential | None = None, clock: Callable[[], datetime] = _now
     ) -> TableTopologyCache:
-        from azure.data.tables import TableServiceClient  # noqa: PLC0415
-
-        if settings.state_connection_string:
-            service = TableServiceClient.from_connection_string(settings.state_connection_string.reveal())
-        elif settings.state_table_endpoint and credential is not None:
-            service = TableServiceClient(settings.state_table_endpoint, credential=credential)
-        else:
-            raise SettingsError("the topology cache needs STATE_TABLE_ENDPOINT and a credential", where="state")
-        return cls(service, prefix=settings.state_table_prefix, clock=clock)
+        return cls(
+            _table_service(settings, credential, "the topology cache"), prefix=settings.state_table_prefix, clock=clock
+        )
 
     def _errors(self, action: str) -> AbstractContextManager[None]:
         return _table_errors(self._table.table_name, action)
@@ -818,3 +826,165 @@ class InMemoryTopologyCache:
     def built_at(self) -> datetime | None:
         with self._lock:
             return self._built
+
+
+# -- pending events and the drain lease -------------------------------------------------------------
+
+_PENDING_PARTITION = "pending"
+_LEASE_PARTITION = "lease"
+_LEASE_ROW = "drain"
+
+
+def _pending_row(event: PendingEvent) -> str:
+    """Rows of one resource sort together; the same event twice is the same row."""
+    return f"{_id_key(event.key)[:32]}-{hashlib.sha256(event.event_id.encode('utf-8')).hexdigest()[:32]}"
+
+
+class TablePendingEvents:
+    """:class:`~remediation.ports.PendingEvents` on one table, ``<prefix>pending``: partition
+    ``pending`` holds a row per accepted event, ``lease/drain`` who drains until when (taken with
+    the entity's ETag, so two instances never both hold it)."""
+
+    def __init__(self, service: TableServiceClient, *, prefix: str = "lockdown") -> None:
+        self._table = _open_table(service, f"{prefix}pending")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, credential: TokenCredential | None = None) -> TablePendingEvents:
+        return cls(_table_service(settings, credential, "pending events"), prefix=settings.state_table_prefix)
+
+    def _errors(self, action: str) -> AbstractContextManager[None]:
+        return _table_errors(self._table.table_name, action)
+
+    def add(self, event: PendingEvent) -> None:
+        from azure.core.exceptions import ResourceExistsError  # noqa: PLC0415
+
+        entity = {
+            "PartitionKey": _PENDING_PARTITION,
+            "RowKey": _pending_row(event),
+            "key": event.key,
+            "kind": event.kind,
+            "event_id": event.event_id[:1024],
+            "actor": event.actor or "",
+            "at": _utc(event.at),
+        }
+        try:
+            with self._errors("add pending event"):
+                self._table.create_entity(entity)
+        except ResourceExistsError:
+            return  # the same event again: one row is enough
+
+    def pending(self) -> list[PendingEvent]:
+        with self._errors("read pending events"), _absent_is_empty():
+            rows = list(self._table.query_entities("PartitionKey eq @pk", parameters={"pk": _PENDING_PARTITION}))
+        events = [
+            PendingEvent(
+                key=str(e["key"]),
+                kind=str(e["kind"]),
+                event_id=str(e["event_id"]),
+                actor=str(e.get("actor") or "") or None,
+                at=_utc(e["at"]),
+            )
+            for e in rows
+        ]
+        return sorted(events, key=lambda e: e.at)
+
+    def remove(self, events: Sequence[PendingEvent]) -> None:
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
+
+        for event in events:
+            try:
+                with self._errors("remove pending event"):
+                    self._table.delete_entity(partition_key=_PENDING_PARTITION, row_key=_pending_row(event))
+            except ResourceNotFoundError:
+                continue
+
+    def claim(self, owner: str, now: datetime, seconds: float) -> bool:
+        from azure.core import MatchConditions  # noqa: PLC0415
+        from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError  # noqa: PLC0415
+        from azure.data.tables import UpdateMode  # noqa: PLC0415
+
+        lease = {
+            "PartitionKey": _LEASE_PARTITION,
+            "RowKey": _LEASE_ROW,
+            "owner": owner,
+            "until": _utc(now) + timedelta(seconds=seconds),
+        }
+        try:
+            with self._errors("take the drain lease"):
+                self._table.create_entity(lease)
+            return True
+        except ResourceExistsError:
+            pass
+        try:
+            with self._errors("read the drain lease"):
+                held = self._table.get_entity(_LEASE_PARTITION, _LEASE_ROW)
+        except ResourceNotFoundError:
+            return False  # released meanwhile: the next round takes it
+        if held.get("owner") != owner and _utc(held["until"]) > _utc(now):
+            return False
+        try:
+            with self._errors("renew the drain lease"):
+                self._table.update_entity(
+                    lease,
+                    mode=UpdateMode.REPLACE,
+                    etag=held.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (HttpResponseError, ResourceNotFoundError) as exc:
+            if getattr(exc, "status_code", None) in (404, 409, 412):
+                return False  # another instance took it first
+            raise
+        return True
+
+    def release(self, owner: str) -> None:
+        from azure.core import MatchConditions  # noqa: PLC0415
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError  # noqa: PLC0415
+
+        try:
+            with self._errors("read the drain lease"):
+                held = self._table.get_entity(_LEASE_PARTITION, _LEASE_ROW)
+            if held.get("owner") != owner:
+                return
+            with self._errors("release the drain lease"):
+                self._table.delete_entity(
+                    _LEASE_PARTITION,
+                    _LEASE_ROW,
+                    etag=held.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (HttpResponseError, ResourceNotFoundError):
+            return  # expired and taken, or gone: not ours any more
+
+
+class InMemoryPendingEvents:
+    """:class:`~remediation.ports.PendingEvents` in memory (demo, unit tests, no state store). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[str, PendingEvent] = {}
+        self._lease: tuple[str, datetime] | None = None
+
+    def add(self, event: PendingEvent) -> None:
+        with self._lock:
+            self._rows.setdefault(_pending_row(event), event)
+
+    def pending(self) -> list[PendingEvent]:
+        with self._lock:
+            return sorted(self._rows.values(), key=lambda e: e.at)
+
+    def remove(self, events: Sequence[PendingEvent]) -> None:
+        with self._lock:
+            for event in events:
+                self._rows.pop(_pending_row(event), None)
+
+    def claim(self, owner: str, now: datetime, seconds: float) -> bool:
+        with self._lock:
+            if self._lease is not None and self._lease[0] != owner and self._lease[1] > _utc(now):
+                return False
+            self._lease = (owner, _utc(now) + timedelta(seconds=seconds))
+            return True
+
+    def release(self, owner: str) -> None:
+        with self._lock:
+            if self._lease is not None and self._lease[0] == owner:
+                self._lease = None

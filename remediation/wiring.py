@@ -24,12 +24,19 @@ from remediation.alerts.notify import notify
 from remediation.alerts.policy import Restoration
 from remediation.azure.arm import ArmNetwork, ArmOptions, default_credential
 from remediation.azure.evidence import evidence_from_settings
+from remediation.coalesce import CoalesceOptions, EventCoalescer
 from remediation.errors import SettingsError
 from remediation.findings import Finding
-from remediation.ports import Alert, EvidenceSource, Restored, StateStore, TopologyCache
+from remediation.ports import Alert, EvidenceSource, PendingEvents, Restored, StateStore, TopologyCache
 from remediation.service import Reconciler
 from remediation.settings import Settings
-from remediation.state import InMemoryStateStore, InMemoryTopologyCache, TableStateStore, TableTopologyCache
+from remediation.state import (
+    InMemoryStateStore,
+    InMemoryTopologyCache,
+    TablePendingEvents,
+    TableStateStore,
+    TableTopologyCache,
+)
 from remediation.tag_source import ServiceTagsCache
 from remediation.tags import TagModel, exact_from_documents
 
@@ -45,6 +52,15 @@ class Runtime(Reconciler):
     """
 
     close: Callable[[], None] = lambda: None
+    #: Accepted events not yet handled (Table Storage); None handles each event as it comes.
+    pending: PendingEvents | None = None
+
+    def coalescer(self) -> EventCoalescer | None:
+        """Events queued and drained in groups (see remediation.coalesce), when there is a pending store."""
+        if self.pending is None:
+            return None
+        options = CoalesceOptions(nic_window=self.settings.event_coalesce_seconds)
+        return EventCoalescer(self, self.pending, options=options)
 
     def describe_tags(self) -> dict[str, Any]:
         """Which service-tag model is in force, for the status page; never fetches.
@@ -170,6 +186,7 @@ def build_runtime(
     state: StateStore | None = None,
     channels: Sequence[Channel] | None = None,
     topology: TopologyCache | None = None,
+    pending: PendingEvents | None = None,
 ) -> Runtime:
     """Everything from the app settings; the keyword arguments replace single parts."""
     # pydantic and PyYAML (the baseline file's validation) are a third of a cold start's imports;
@@ -181,6 +198,9 @@ def build_runtime(
     baseline = load_baseline(settings.baseline_path or None)
     store = state if state is not None else build_state(settings, credential)
     topology = topology if topology is not None else build_topology(store, settings, credential)
+    if pending is None and isinstance(store, TableStateStore):
+        # Coalescing needs a store every instance shares; in memory, each event is handled as it comes.
+        pending = TablePendingEvents.from_settings(settings, credential=credential)
     arm = ArmNetwork.from_settings(settings, credential=credential, options=arm_options, topology=topology)
     chosen = list(channels) if channels is not None else channels_from_settings(settings, credential=credential)
     return Runtime(
@@ -195,6 +215,7 @@ def build_runtime(
         # Used only with SERVICE_ENDPOINT_REPAIR (the service checks the setting).
         subnet_writer=arm,
         close=arm.close,
+        pending=pending,
     )
 
 

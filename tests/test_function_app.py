@@ -132,12 +132,14 @@ def names(em: Emulator) -> list[str]:
 
 def test_functions_are_declared_as_the_host_expects() -> None:
     declared = host_bindings(function_app.app)
-    assert set(declared) == {"on_nsg_change", "sweep", "reconcile", "status"}
+    assert set(declared) == {"on_nsg_change", "sweep", "drain_pending", "reconcile", "status"}
     bindings = {name: b[0] for name, b in declared.items()}
     assert bindings["on_nsg_change"]["type"] == "eventGridTrigger"
     assert bindings["sweep"]["type"] == "timerTrigger"
     assert bindings["sweep"]["schedule"] == "%SWEEP_SCHEDULE%"
     assert bindings["sweep"]["runOnStartup"] is False
+    assert bindings["drain_pending"]["type"] == "timerTrigger"
+    assert bindings["drain_pending"]["schedule"] == "%DRAIN_SCHEDULE%"
     assert bindings["reconcile"]["route"] == "reconcile"
     assert [str(m.value) for m in bindings["reconcile"]["methods"]] == ["POST"]
     assert str(bindings["reconcile"]["authLevel"].value) == "function"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from remediation.state import TableStateStore
+from remediation.state import TablePendingEvents, TableStateStore, TableTopologyCache
 from tests.infra.bicep import INFRA, ROOT, bicep_files, module, parse, resource, resources_of_type, variable
 from tests.infra.rbac_map import role_actions
 
@@ -73,7 +73,8 @@ def test_storage_is_identity_only() -> None:
 
 
 def tables_the_code_uses(prefix: str) -> set[str]:
-    """The tables TableStateStore opens, recorded by a stand-in for TableServiceClient (no storage needed)."""
+    """The tables the state stores open (alerts and audit, the topology cache, pending events),
+    recorded by a stand-in for TableServiceClient (no storage needed)."""
 
     class Recorder:
         def __init__(self) -> None:
@@ -85,6 +86,8 @@ def tables_the_code_uses(prefix: str) -> set[str]:
 
     recorder = Recorder()
     TableStateStore(recorder, prefix=prefix)  # type: ignore[arg-type]
+    TableTopologyCache(recorder, prefix=prefix)  # type: ignore[arg-type]
+    TablePendingEvents(recorder, prefix=prefix)  # type: ignore[arg-type]
     return recorder.names
 
 
