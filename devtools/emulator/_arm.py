@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from devtools.emulator._errors import ArmError
 from devtools.emulator._events import build_event
+from devtools.emulator._faults import Fault
 from devtools.emulator._http import Request, Response
 from devtools.emulator._lro import Operation
 from devtools.emulator._network import NSG, WriteResult, check_preconditions, copy_json
@@ -82,7 +84,7 @@ class ArmApi:
             if fault.kind == "status":
                 status, code, message = fault.error()
                 headers = retry_headers(fault.retry_after) if fault.retry_after is not None else {}
-                raise ArmError(status, code, message, headers=headers)
+                raise ArmError(status, code, message, details=fault.details(req.path), headers=headers)
             if not fault.apply:
                 return Response(0, drop=True)
         response = self._dispatch(req, route, caller, api_version)
@@ -157,11 +159,21 @@ class ArmApi:
             raise ArmError(400, "InvalidRequestContent", "The request content was invalid: the body is empty.")
         network = self.em.network
         polls = self.em.config.lro_polls
-        failing = self.em.faults.take(req.method, req.path, caller.principal_name, ("lro_failed",))
+        failing = self.em.faults.take(req.method, req.path, caller.principal_name, ("lro_failed", "superseded"))
         with network.lock:
             check_preconditions(req.header("if-match"), req.header("if-none-match"), network.current_etag(route))
-            result = network.put(route, body, state="Succeeded" if polls <= 0 else "Updating", commit=failing is None)
-            op = self._start_operation(route, req, caller, result, delete=False, fail=failing is not None)
+            state = "Succeeded" if polls <= 0 else "Updating"
+            earlier = network.pending(route.parent_id.lower())
+            result = network.put(route, body, state=state, commit=failing is None)
+            op = self._start_operation(
+                route, req, caller, result, delete=False, fail=failing is not None, fault=failing
+            )
+            if earlier:
+                # NRP: a write accepted while an earlier one is still running supersedes it.
+                self.em.operations.supersede(earlier, by=op.id)
+            if failing is not None and failing.kind == "superseded":
+                network.touch(result.top_key)
+                self.em.operations.supersede(op.id, by=f"{uuid.uuid4()} (injected)")
         headers = self._async_headers(route, op, with_location=False)
         self._settle_now_if_immediate(op)
         return Response(result.status, result.body, headers)
@@ -195,7 +207,15 @@ class ArmApi:
         return Response(200, result.body)
 
     def _start_operation(
-        self, route: Route, req: Request, caller: Caller, result: WriteResult, *, delete: bool, fail: bool
+        self,
+        route: Route,
+        req: Request,
+        caller: Caller,
+        result: WriteResult,
+        *,
+        delete: bool,
+        fail: bool,
+        fault: Fault | None = None,
     ) -> Operation:
         network = self.em.network
 
@@ -213,6 +233,7 @@ class ArmApi:
             kind="delete" if delete else "write",
             resource_url=req.path,
             on_done=done,
+            error=(fault.code, fault.message or "The operation failed.") if fault is not None and fault.code else None,
         )
         if not fail:
             network.mark_pending(result.top_key, op.id)
@@ -257,19 +278,25 @@ class ArmApi:
 
     def _operation_status(self, route: Route) -> Response:
         op = self.em.operations.poll(route.operation_id)
-        headers = {} if op.done else retry_headers(self.em.config.lro_retry_after)
+        headers = {} if op.done else retry_headers(self._poll_wait(op))
         return Response(200, op.status_body(), headers)
+
+    def _poll_wait(self, op: Operation) -> float:
+        """The wait suggested after the ``op.polls``-th poll: NRP suggests 10, 20, 40 s (poll
+        interval ``lro_poll_retry_after``, growing by ``lro_poll_backoff``)."""
+        config = self.em.config
+        return config.lro_poll_retry_after * config.lro_poll_backoff ** max(op.polls - 1, 0)
 
     def _operation_result(self, route: Route, req: Request, api_version: str) -> Response:
         op = self.em.operations.poll(route.operation_id)
         if not op.done:
             headers = {
                 "Location": f"{self.em.endpoint}{req.path}?api-version={api_version}",
-                **retry_headers(self.em.config.lro_retry_after),
+                **retry_headers(self._poll_wait(op)),
             }
             return Response(202, None, headers)
-        if op.status == "Failed":
-            raise ArmError(500, "InternalServerError", "The operation failed (injected by the emulator).")
+        if op.status in ("Failed", "Canceled"):
+            raise ArmError(500, op.error_code, op.error_message)
         if op.kind == "delete":
             return Response(204)
         return Response(200, self.em.network.get(parse(op.resource_url)))

@@ -51,12 +51,17 @@ class EmulatorConfig:
       go in Retry-After as ARM sends them, shorter waits in x-ms-retry-after-ms (which azure-core
       honours), so SDK pollers do not sleep for long in tests.
     lro_max_seconds: an operation nobody polls settles on its own after this long.
+    lro_poll_retry_after, lro_poll_backoff: the wait suggested with the first InProgress poll, and
+      the factor it grows by on each later one. Real NRP: ``lro_retry_after`` 1 to 10 s on the PUT,
+      then 10, 20, 40 s between polls (``lro_poll_retry_after=10, lro_poll_backoff=2``).
     """
 
     page_size: int = 100
     lro_polls: int = 1
     lro_retry_after: float = 0.01
     lro_max_seconds: float = 30.0
+    lro_poll_retry_after: float = 0.01
+    lro_poll_backoff: float = 1.0
 
 
 class Emulator:

@@ -1,6 +1,6 @@
-"""Switchable faults: answer with an error status, drop the connection, slow down, or let the
-long-running operation end Failed. Each fault matches a method and a path regex and fires a
-limited number of times."""
+"""Switchable faults: answer with an error status, drop the connection, slow down, let the
+long-running operation end Failed, or have a later write supersede it (it ends Canceled).
+Each fault matches a method and a path regex and fires a limited number of times."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-FaultKind = Literal["status", "drop", "delay", "lro_failed"]
-KINDS: tuple[str, ...] = ("status", "drop", "delay", "lro_failed")
+FaultKind = Literal["status", "drop", "delay", "lro_failed", "superseded"]
+KINDS: tuple[str, ...] = ("status", "drop", "delay", "lro_failed", "superseded")
+
+#: NRP's throttling of a write while another operation updates the resource, as recorded
+#: (azure-cli's test_network_vpn_connection_nat_rule): 429 ``RetryableError`` with this detail,
+#: no Retry-After header; the wait is only in the message.
+RETRYABLE = "RetryableError"
 
 # ARM's error code for each injected status when the fault names none.
 DEFAULT_CODES: dict[int, tuple[str, str]] = {
@@ -45,6 +50,11 @@ class Fault:
     (``apply=True``: carry the request out first, then drop, so the client loses the answer of a
     write that happened). ``delay``: wait ``seconds`` then answer normally. ``lro_failed``: the
     write is validated and accepted (201/202) but its operation ends ``Failed`` and nothing changes.
+    ``superseded``: the write is accepted, then a later write by someone else re-writes the
+    resource as it was (new etag, nothing of this write kept) and this operation ends
+    ``Canceled`` with ``CanceledAndSupersededDueToAnotherOperation``. ``status`` 429 with
+    ``code="RetryableError"`` answers NRP's RetryableErrorDueToAnotherOperation (no Retry-After).
+    ``lro_failed`` ends the operation with ``code``/``message`` when given.
     ``principal`` restricts the fault to calls by that principal (e.g. "remediator").
     """
 
@@ -83,8 +93,22 @@ class Fault:
         return self.times is not None and self.hits >= self.times
 
     def error(self) -> tuple[int, str, str]:
+        if self.code == RETRYABLE:
+            return self.status, RETRYABLE, self.message or "A retryable error occurred."
         code, message = DEFAULT_CODES.get(self.status, ("InjectedFault", "Injected by the emulator."))
         return self.status, self.code or code, self.message or message
+
+    def details(self, path: str) -> list[dict[str, Any]] | None:
+        """ARM's ``error.details`` for this fault (only RetryableError carries any)."""
+        if self.code != RETRYABLE:
+            return None
+        return [
+            {
+                "code": "RetryableErrorDueToAnotherOperation",
+                "message": f"Operation PutNetworkSecurityGroupOperation ({uuid.uuid4()}) is updating resource "
+                f"{path}. The call can be retried in 12 seconds.",
+            }
+        ]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,8 +1,13 @@
 """Long-running operations: the Azure-AsyncOperation status resource and its Location twin.
 
 An operation answers ``InProgress`` for a configurable number of polls, then ``Succeeded`` (or
-``Failed`` when a fault said so). Operations nobody polls settle on their own after
+``Failed`` when a fault said so, or ``Canceled`` when a later write to the same resource
+superseded it, as NRP does). Operations nobody polls settle on their own after
 ``max_seconds``, as ARM's do, so an abandoned poller cannot leave a resource ``Updating``.
+
+A failed or canceled operation answers what real ARM answers (azure-cli's recorded
+test_express_route_gateway_connection_inbound_outbound_routemap):
+``{"status": "Failed", "error": {"code", "message", "details": []}}``.
 """
 
 from __future__ import annotations
@@ -32,20 +37,23 @@ class Operation:
     status: str = "InProgress"
     end_time: str = ""
     ended: float = 0.0
+    polls: int = 0  # polls answered so far (the wait suggested grows with them)
+    error_code: str = "InternalServerError"
+    error_message: str = "An error occurred while processing the operation (injected by the emulator)."
 
     @property
     def done(self) -> bool:
         return self.status != "InProgress"
 
     def status_body(self) -> dict[str, Any]:
+        if self.status in ("Failed", "Canceled"):
+            return {
+                "status": self.status,
+                "error": {"code": self.error_code, "message": self.error_message, "details": []},
+            }
         body: dict[str, Any] = {"name": self.id, "status": self.status, "startTime": self.start_time}
         if self.end_time:
             body["endTime"] = self.end_time
-        if self.status == "Failed":
-            body["error"] = {
-                "code": "InternalServerError",
-                "message": "An error occurred while processing the operation (injected by the emulator).",
-            }
         return body
 
 
@@ -69,6 +77,7 @@ class Operations:
         kind: str,
         resource_url: str,
         on_done: Callable[[Operation], None],
+        error: tuple[str, str] | None = None,
     ) -> Operation:
         op = Operation(
             id=str(uuid.uuid4()),
@@ -80,6 +89,8 @@ class Operations:
             kind=kind,
             resource_url=resource_url,
         )
+        if error is not None:
+            op.error_code, op.error_message = error
         with self._lock:
             self._ops[op.id] = op
         return op
@@ -88,14 +99,29 @@ class Operations:
         """Settle ``op`` now (used for ``polls=0`` and by the expiry sweep)."""
         self._finish(op)
 
-    def _finish(self, op: Operation) -> None:
+    def _finish(self, op: Operation, status: str | None = None) -> None:
         with self._lock:
             if op.done:
                 return
-            op.status = "Failed" if op.fail else "Succeeded"
+            op.status = status or ("Failed" if op.fail else "Succeeded")
             op.ended = time.monotonic()
             op.end_time = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
         op.on_done(op)
+
+    def supersede(self, op_id: str, by: str) -> None:
+        """A later write to the same resource took over: ``op_id`` ends ``Canceled`` (NRP's
+        CanceledAndSupersededDueToAnotherOperation); what it wrote stands only as far as the
+        later write kept it."""
+        with self._lock:
+            op = self._ops.get(op_id)
+        if op is None or op.done:
+            return
+        op.error_code = "CanceledAndSupersededDueToAnotherOperation"
+        op.error_message = (
+            f"Operation was canceled and superseded by operation {by} because another operation was "
+            "started on the same resource."
+        )
+        self._finish(op, "Canceled")
 
     def poll(self, op_id: str) -> Operation:
         with self._lock:
@@ -103,6 +129,7 @@ class Operations:
             if op is None:
                 raise ArmError(404, "OperationNotFound", f"Operation {op_id} was not found.")
             settle = False
+            op.polls += 1
             if not op.done:
                 if op.polls_left > 0:
                     op.polls_left -= 1

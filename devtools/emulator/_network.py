@@ -443,13 +443,35 @@ class Network:
             )
 
     def settle(self, top_key: str, op_id: str, state: str) -> None:
-        """An operation ended: the resource shows ``state`` unless a later write took over."""
+        """An operation ended: the resource shows ``state`` unless a later write took over.
+
+        The etag changes when the operation settles, as NRP's does (azure-cli's recorded
+        test_network_nsg: the PUT answers one etag with ``Updating``, the GET after the
+        operation another), so an If-Match on the etag a PUT answered fails with 412."""
         with self.lock:
             for bucket in self.records.values():
                 rec = bucket.get(top_key)
                 if rec is not None and rec.pending_op == op_id:
                     rec.state = state
                     rec.pending_op = ""
+                    rec.etag = new_etag()
+
+    def pending(self, top_key: str) -> str:
+        """The id of the operation still writing this resource ("" when none)."""
+        with self.lock:
+            for bucket in self.records.values():
+                rec = bucket.get(top_key)
+                if rec is not None:
+                    return rec.pending_op
+        return ""
+
+    def touch(self, top_key: str) -> None:
+        """A write that leaves the content as it was (a superseding write of the same state): new etag."""
+        with self.lock:
+            for bucket in self.records.values():
+                rec = bucket.get(top_key)
+                if rec is not None:
+                    rec.etag = new_etag()
 
     def mark_pending(self, top_key: str, op_id: str) -> None:
         with self.lock:
@@ -486,11 +508,15 @@ class Network:
                 {"name": name, "properties": v.security_rule(obj.get("properties"), rule_id, f"{path}.properties")}
             )
         v.no_conflicts([(r["name"], r["properties"]) for r in rules], nsg_id)
-        flush = raw.get("flushConnection", False)
-        if not isinstance(flush, bool):
-            raise v.invalid_json("properties.flushConnection", "Expected a boolean.")
-        # ARM shows flushConnection false on every NSG that never set it.
-        return {RULES: rules, "flushConnection": flush}
+        props: dict[str, Any] = {RULES: rules}
+        if "flushConnection" in raw:
+            flush = raw["flushConnection"]
+            if not isinstance(flush, bool):
+                raise v.invalid_json("properties.flushConnection", "Expected a boolean.")
+            props["flushConnection"] = flush
+        # Recorded real answers (azure-cli 2022-01-01, Cloud Custodian's lists) carry no
+        # flushConnection on NSGs that never set it: the adapter must not rely on it.
+        return props
 
     def _subnet_props(self, raw: dict[str, Any], subnet_id: str, location: str, path: str) -> dict[str, Any]:
         props = {k: copy_json(val) for k, val in raw.items() if k not in _READ_ONLY}
@@ -528,7 +554,9 @@ class Network:
                 rendered.append(
                     {
                         "service": obj["service"],
-                        "locations": list(obj.get("locations") or [location]),
+                        # ARM answers ["*"] for an endpoint written without locations
+                        # (azure-cli's recorded test_network_subnet_endpoint_service).
+                        "locations": list(obj.get("locations") or ["*"]),
                         "provisioningState": "Succeeded",
                     }
                 )

@@ -122,6 +122,9 @@ def _port_error(value: str) -> ArmError:
     )
 
 
+_KEPT_AS_WRITTEN = frozenset({"protocol"})
+
+
 def security_rule(raw: Any, rule_id: str, path: str) -> dict[str, Any]:
     """Validate one rule's ``properties`` and return them in NRP's canonical form (enum casing, both
     singular and plural forms present, read-only fields dropped)."""
@@ -135,14 +138,16 @@ def security_rule(raw: Any, rule_id: str, path: str) -> dict[str, Any]:
         fpath = f"{path}.{key}"
         _check_type(value, field.type, field.item_type, fpath)
         if field.enum:
-            # ARM accepts enum values in any case and answers them in the spec's casing.
+            # ARM accepts enum values in any case. It answers access and direction in the spec's
+            # casing but keeps a protocol as written: real answers carry "TCP" next to "Tcp"
+            # (Cloud Custodian's recorded NSG lists, ../shared/reference/arm-recordings).
             canonical = {e.lower(): e for e in field.enum}.get(value.lower())
             if canonical is None:
                 raise invalid_json(
                     fpath,
                     f"Error converting value \"{value}\" to type '{key}'; allowed values: {', '.join(field.enum)}.",
                 )
-            out[key] = canonical
+            out[key] = value if key in _KEPT_AS_WRITTEN else canonical
         else:
             out[key] = value
     missing = [name for name in spec.required if name not in out]

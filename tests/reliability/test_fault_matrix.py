@@ -2,7 +2,8 @@
 
 For each fault (429 with Retry-After, 500, 503, a dropped connection, a dropped connection after
 the write was carried out, a response slower than the client's read timeout, 409
-AnotherOperationInProgress, 412, a long-running operation ending Failed) injected at each step of
+AnotherOperationInProgress, 412, a long-running operation ending Failed, NRP's 429 RetryableError
+without Retry-After, an operation ended Canceled by a superseding write) injected at each step of
 a sweep (list the NSGs, get a resource, PUT the NSG, poll the operation), once and persistently,
 the sweep either converges or reports clearly (an error naming the NSG or the step; the trigger
 then retries), and the next sweep converges. Counted and asserted: rules lost (0), rules
@@ -50,7 +51,12 @@ FAULTS: tuple[FaultCase, ...] = (
     FaultCase("timeout (slow)", {"kind": "delay", "seconds": SLOW}),
     FaultCase("409 AnotherOperation", {"kind": "status", "status": 409}),
     FaultCase("412", {"kind": "status", "status": 412}),
-    FaultCase("LRO ends Failed", {"kind": "lro_failed"}, ("put",)),
+    FaultCase("LRO ends Failed", {"kind": "lro_failed", "code": "InternalServerError"}, ("put",)),
+    # Real NRP (../shared/reference/arm-recordings): 429 RetryableError with its detail
+    # RetryableErrorDueToAnotherOperation and no Retry-After; an operation ended Canceled
+    # because a later write superseded it (CanceledAndSupersededDueToAnotherOperation).
+    FaultCase("429 RetryableError, no Retry-After", {"kind": "status", "status": 429, "code": "RetryableError"}),
+    FaultCase("LRO Canceled (superseded)", {"kind": "superseded"}, ("put",)),
 )
 
 
@@ -122,8 +128,8 @@ def committed_writes(puts: list[dict[str, Any]], case: FaultCase, hits: int) -> 
     done = sum(1 for r in puts if isinstance(r["status"], int) and r["status"] < 300)
     if case.fields.get("apply"):
         done += sum(1 for r in puts if r["status"] == "dropped")
-    if case.fields["kind"] == "lro_failed":
-        done -= hits
+    if case.fields["kind"] in ("lro_failed", "superseded"):
+        done -= hits  # accepted, then its operation ended Failed or Canceled: nothing of it stands
     return done
 
 
