@@ -737,7 +737,9 @@ def _map_http_error(what: str, exc: HttpResponseError) -> RemediationError:
     code = _code(exc)
     detail = f"{what}: HTTP {status} {code or ''} {_message(exc)}".strip()
     if isinstance(exc.__cause__, OperationFailed):
-        return TransientError(f"{what}: the long-running operation failed: {_message(exc)}")
+        # The operation's own code (ARM: {"status": "Failed"|"Canceled", "error": {"code", ...}}) is what a
+        # support case and an operator need: CanceledAndSupersededDueToAnotherOperation, a quota ...
+        return TransientError(f"{what}: the long-running operation failed: {code or 'no code'}: {_message(exc)}")
     if status == 412:
         return ConflictError(f"{what}: the resource changed since it was read (412 precondition failed)")
     if status == 409 and (code or "").lower() in _CONFLICT_CODES:
