@@ -46,6 +46,37 @@ def rbac_action(method: str, route: Route) -> str:
     return f"{PROVIDER}/{route.type}{child}/{verb}"
 
 
+_ASG_SIDES = ("sourceApplicationSecurityGroups", "destinationApplicationSecurityGroups")
+JOIN_ASG = f"{PROVIDER}/applicationSecurityGroups/joinNetworkSecurityRule/action"
+
+
+def linked_actions(req: Request, route: Route) -> list[str]:
+    """The linked access checks ARM makes besides ``rbac_action``: a security rule that references
+    an application security group needs ``joinNetworkSecurityRule`` on it, whether the rule comes
+    inline in an NSG PUT or alone (Kubernetes' Azure cloud provider documents the same for its NSG
+    writes). The emulator has no RBAC; the request log carries these for tests of the role."""
+    if req.method != "PUT" or route.type != NSG or route.child_type not in ("", "securityRules"):
+        return []
+    try:
+        body = req.json()
+    except ArmError:
+        return []
+    if not isinstance(body, dict):
+        return []
+    props = body.get("properties")
+    if not isinstance(props, dict):
+        return []
+    rules = (
+        [props]
+        if route.child_type
+        else [r.get("properties") for r in props.get("securityRules") or [] if isinstance(r, dict)]
+    )
+    for rule in rules:
+        if isinstance(rule, dict) and any(rule.get(side) for side in _ASG_SIDES):
+            return [JOIN_ASG]
+    return []
+
+
 class ArmApi:
     def __init__(self, emulator: Emulator) -> None:
         self.em = emulator
@@ -54,7 +85,7 @@ class ArmApi:
 
     def handle(self, req: Request, note: Callable[..., None]) -> Response:
         route = parse(req.path)
-        note(action=rbac_action(req.method, route))
+        note(action=rbac_action(req.method, route), linked_actions=linked_actions(req, route))
         # ARM checks the api-version before the token (an anonymous call without one gets 400).
         api_version = req.query.get("api-version")
         if not api_version:

@@ -277,6 +277,7 @@ class Emulator:
             "oid": None,
             "appid": None,
             "action": None,
+            "linked_actions": [],
             "fault": None,
             "remaining": None,
             "correlation_id": correlation,

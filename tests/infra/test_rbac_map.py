@@ -138,16 +138,17 @@ ADAPTER_REQUESTS = [
     ("GET", f"{SUB}/providers/Microsoft.Network/virtualNetworks"),
     ("GET", f"{NET}/virtualNetworks"),
     ("GET", f"{NET}/virtualNetworks/vnet-cc"),
-    ("GET", f"{NET}/virtualNetworks/vnet-cc/subnets"),
-    ("GET", f"{NET}/virtualNetworks/vnet-cc/subnets/cyclecloud"),
     ("GET", f"{SUB}/providers/Microsoft.Network/networkInterfaces"),
     ("GET", f"{NET}/networkInterfaces"),
     ("GET", f"{NET}/networkInterfaces/nic-cc"),
     ("GET", f"{SUB}/providers/Microsoft.Network/locations/westeurope/operations/op-1"),
-    ("GET", f"{SUB}/providers/Microsoft.Network/locations/westeurope/operationResults/op-1"),
     ("GET", f"{SUB}/providers/Microsoft.Network/locations/westeurope/serviceTags"),
 ]
-REPAIR_REQUESTS = [("PUT", f"{NET}/virtualNetworks/vnet-cc/subnets/compute")]
+# Subnets come inline with their VNet; only the repair reads (for its etag) and writes one alone.
+REPAIR_REQUESTS = [
+    ("GET", f"{NET}/virtualNetworks/vnet-cc/subnets/compute"),
+    ("PUT", f"{NET}/virtualNetworks/vnet-cc/subnets/compute"),
+]
 
 
 def test_role_covers_every_adapter_operation() -> None:
@@ -157,7 +158,8 @@ def test_role_covers_every_adapter_operation() -> None:
 def test_service_endpoint_repair_needs_the_opt_in_actions() -> None:
     # Off by default: a subnet write is refused unless repair is enabled.
     assert uncovered(REPAIR_REQUESTS, role_actions()) == [
-        ("PUT", REPAIR_REQUESTS[0][1], "Microsoft.Network/virtualNetworks/subnets/write")
+        ("GET", REPAIR_REQUESTS[0][1], "Microsoft.Network/virtualNetworks/subnets/read"),
+        ("PUT", REPAIR_REQUESTS[1][1], "Microsoft.Network/virtualNetworks/subnets/write"),
     ]
     assert uncovered(REPAIR_REQUESTS, role_actions(service_endpoint_repair=True)) == []
 

@@ -201,7 +201,8 @@ def test_the_subnet_write_needs_the_opt_in_role_actions(repairing: Runtime, arm_
     assert "Microsoft.Network/virtualNetworks/subnets/write" in actions
     assert {a for a in actions if not is_covered(a, role_actions(service_endpoint_repair=True))} == set()
     assert {a for a in actions if not is_covered(a, role_actions())} == {
-        "Microsoft.Network/virtualNetworks/subnets/write"
+        "Microsoft.Network/virtualNetworks/subnets/read",
+        "Microsoft.Network/virtualNetworks/subnets/write",
     }
 
 
