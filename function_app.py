@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
 from remediation.coalesce import EventCoalescer
 from remediation.errors import InputError, RemediationError, ScopeError, TransientError
 from remediation.events import parse_event
+from remediation.settings import HttpAuth
 from remediation.wiring import LazyRuntime, Runtime
+
+if TYPE_CHECKING:
+    from remediation.reports import ReconcileReport
 
 log = logging.getLogger("lockdown_guard")
 
@@ -94,21 +98,25 @@ def reconcile_http(req: func.HttpRequest) -> func.HttpResponse:
     try:
         scope, dry_run, accept_detached = _reconcile_request(req)
     except InputError as exc:
-        return _json(400, {"error": str(exc)})
+        return _error(400, exc)
     rt = runtime()
     try:
         report = rt.reconcile(
-            scope, trigger="http", dry_run=dry_run, actor=_http_actor(req), accept_detached=accept_detached
+            scope,
+            trigger="http",
+            dry_run=dry_run,
+            actor=_http_actor(req, rt.settings.http_auth),
+            accept_detached=accept_detached,
         )
     except ScopeError as exc:
-        return _json(403, {"error": str(exc)})
+        return _error(403, exc)
     except InputError as exc:
-        return _json(400, {"error": str(exc)})
+        return _error(400, exc)
     except TransientError as exc:
-        return _json(503, {"error": str(exc)}, headers={"Retry-After": "30"})
+        return _error(503, exc, headers={"Retry-After": "30"})
     except RemediationError as exc:
-        return _json(502, {"error": str(exc)})
-    return _json(200, report.to_json())
+        return _error(502, exc)
+    return _reconcile_answer(report)
 
 
 @app.function_name("status")
@@ -127,13 +135,15 @@ def status(req: func.HttpRequest) -> func.HttpResponse:
     try:
         limit = max(1, min(int(req.params.get("limit", "20")), 500))
     except ValueError:
-        return _json(400, {"error": f"limit must be an integer, not {req.params.get('limit')!r}"})
+        return _error(400, f"limit must be an integer, not {req.params.get('limit')!r}")
     try:
         saved = rt.state.load_status() or {}
         trail = rt.state.audit_trail(limit=limit)
     except Exception as exc:  # the status page must say why it cannot answer
+        # The exception names the storage account's host and more; that detail is for the log,
+        # which only operators read, not for whoever holds a function key.
         log.exception("status: state store unreadable")
-        return _json(503, {"error": f"state store unavailable: {type(exc).__name__}: {exc}"})
+        return _json(503, {"error": f"state store unavailable ({type(exc).__name__}); see the Function's log"})
     body["lastSweep"] = saved.get("lastSweep")
     body["lastSweepFailure"] = saved.get("lastSweepFailure")
     body["auditTrail"] = [
@@ -208,9 +218,48 @@ def _reconcile_request(req: func.HttpRequest) -> tuple[str | None, bool, list[st
     return scope, dry_run, accept
 
 
-def _http_actor(req: func.HttpRequest) -> str:
-    principal = req.headers.get("x-ms-client-principal-name")
-    return f"http:{principal}" if principal else "http"
+def _http_actor(req: func.HttpRequest, auth: HttpAuth) -> str:
+    """Who asked, as far as anyone vouches for it. Only App Service authentication sets
+    X-MS-CLIENT-PRINCIPAL-* so that a client cannot (it drops them from incoming requests);
+    with the function key alone they are whatever the caller wrote, so the key is the caller."""
+    if auth is not HttpAuth.ENTRA:
+        return "http:function-key"
+    principal = req.headers.get("x-ms-client-principal-name") or req.headers.get("x-ms-client-principal-id")
+    return f"http:entra:{_bounded(principal, 200)}" if principal else "http:entra:unknown"
+
+
+#: Longest error text an HTTP answer carries: errors may quote input (a scope, a field), and an
+#: answer must not echo megabytes back.
+MAX_ERROR_CHARS = 1000
+
+
+def _bounded(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def _error(code: int, error: Exception | str, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return _json(code, {"error": _bounded(str(error))}, headers=headers)
+
+
+def _reconcile_answer(report: ReconcileReport) -> func.HttpResponse:
+    """200 only when the reconcile completed. A write that failed (429, 5xx, an operation that
+    ended Failed: transient) answers 503 with Retry-After, anything else that failed 502, and a
+    scope that matched no managed NSG 404; the report is the body in every case."""
+    body = report.to_json()
+    errors = report.all_errors()
+    if not report.nsgs and not report.findings and not errors:
+        body["error"] = (
+            f"the scope {_bounded(report.scope, 300)} matches no managed NSG (none carries the lockdown tag)"
+        )
+        return _json(404, body)
+    if not errors:
+        return _json(200, body)
+    body["error"] = "the reconcile did not complete: " + _bounded("; ".join(errors))
+    if report.transient_failure:
+        return _json(503, body, headers={"Retry-After": "30"})
+    return _json(502, body)
 
 
 def _json(code: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:

@@ -159,6 +159,12 @@ param exportActivityLog bool = true
 @description('Logs query endpoint for sovereign clouds; empty means the public cloud default.')
 param logsEndpoint string = ''
 
+@description('Client id of a Microsoft Entra app registration for the HTTP functions: App Service authentication then requires an Entra token for it (besides the function key) and records the real caller. Empty: the function key alone, and the caller is recorded as the key.')
+param entraAuthClientId string = ''
+
+@description('Object ids allowed to call the HTTP functions when entraAuthClientId is set (empty: anyone in the tenant holding a token for the app).')
+param entraAllowedPrincipalIds array = []
+
 // ---------- names ----------
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -408,6 +414,8 @@ var remediationAppSettings = {
   STATE_RETENTION_DAYS: string(stateRetentionDays)
   LOG_ANALYTICS_WORKSPACE_ID: evidence.outputs.customerId
   LOGS_ENDPOINT: logsEndpoint
+  // The code trusts X-MS-CLIENT-PRINCIPAL-* only when App Service authentication sets them.
+  HTTP_AUTH: empty(entraAuthClientId) ? 'key' : 'entra'
 }
 
 module api 'app/api.bicep' = {
@@ -427,6 +435,8 @@ module api 'app/api.bicep' = {
     runtimeName: 'python'
     runtimeVersion: '3.11'
     appSettings: remediationAppSettings
+    entraAuthClientId: entraAuthClientId
+    entraAllowedPrincipalIds: entraAllowedPrincipalIds
   }
 }
 

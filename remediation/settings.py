@@ -37,6 +37,16 @@ class Mode(StrEnum):
     AUDIT = "audit"
 
 
+class HttpAuth(StrEnum):
+    """Who vouches for an HTTP caller. ``entra``: App Service authentication (Microsoft Entra ID,
+    deployed by infra/app/api.bicep) authenticated the request and set X-MS-CLIENT-PRINCIPAL-*,
+    headers a client cannot forge then. ``key``: the function key alone; those headers are
+    anyone's to set, so the caller is recorded as the key, never as a header says."""
+
+    ENTRA = "entra"
+    KEY = "key"
+
+
 class Secret:
     """A string that does not show itself in repr, str or logs."""
 
@@ -97,6 +107,7 @@ SETTING_NAMES: dict[str, str] = {
     "STATE_RETENTION_DAYS": "days processed event ids and resolved alert states are kept (the sweep prunes older)",
     "LOG_ANALYTICS_WORKSPACE_ID": "workspace for evidence (actors, denied flows)",
     "LOGS_ENDPOINT": "Logs query endpoint (sovereign clouds, local tests)",
+    "HTTP_AUTH": "entra when App Service authentication (Entra ID) fronts the HTTP functions, else key",
 }
 
 
@@ -134,6 +145,7 @@ class Settings:
     state_retention_days: int = DEFAULT_STATE_RETENTION_DAYS
     log_analytics_workspace_id: str = ""
     logs_endpoint: str = ""
+    http_auth: HttpAuth = HttpAuth.KEY
 
     @property
     def arm_scope(self) -> str:
@@ -221,6 +233,7 @@ class Settings:
             ),
             log_analytics_workspace_id=get("LOG_ANALYTICS_WORKSPACE_ID"),
             logs_endpoint=logs,
+            http_auth=_http_auth(get("HTTP_AUTH", "key") or "key"),
         )
 
 
@@ -261,6 +274,13 @@ def _bool(text: str, name: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"not a boolean: {text!r}", where=name)
+
+
+def _http_auth(text: str) -> HttpAuth:
+    try:
+        return HttpAuth(text.lower())
+    except ValueError:
+        raise SettingsError(f"must be entra or key, not {text!r}", where="HTTP_AUTH") from None
 
 
 def _severity(text: str, name: str) -> Severity:

@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -328,3 +329,104 @@ def test_status_reports_a_failed_service_tags_load(app: dict[str, Any], monkeypa
         em.faults.remove(fault.id)
     assert (tags["source"], tags["exact"], tags["loadedAt"], tags["changeNumber"]) == ("api", False, None, None)
     assert "503" in (tags["lastError"] or ""), tags["lastError"]
+
+
+# ---- who asked (issue 11, item 5) and what the HTTP answers say (item 8) ----
+
+FORGED = "ceo@contoso.com"
+
+
+def post_as(body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    req = func.HttpRequest(
+        method="POST",
+        url="/api/reconcile",
+        headers={"Content-Type": "application/json", **(headers or {})},
+        body=json.dumps(body).encode(),
+    )
+    response: func.HttpResponse = user_code("reconcile")(req)
+    return response
+
+
+def test_with_the_function_key_alone_a_principal_header_is_not_believed(
+    app: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before the fix: "http:ceo@contoso.com" in the report, the audit trail and the log.
+    break_storage_rule(app)
+    response = post_as({"scope": CC}, headers={"x-ms-client-principal-name": FORGED})
+    assert response.status_code == 200
+    report = json.loads(response.get_body())
+    assert report["actor"] == "http:function-key"
+    (audit,) = app["state"].audit_trail(limit=5)
+    assert audit.actor == "http:function-key"
+    assert FORGED not in response.get_body().decode()
+    assert FORGED not in caplog.text
+
+
+def test_behind_app_service_authentication_the_platforms_principal_is_recorded(
+    app: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    break_storage_rule(app)
+    with runtime_with(monkeypatch, HTTP_AUTH="entra"):
+        response = post_as({"scope": CC}, headers={"X-MS-CLIENT-PRINCIPAL-NAME": "operator@contoso.com"})
+    assert response.status_code == 200
+    assert json.loads(response.get_body())["actor"] == "http:entra:operator@contoso.com"
+
+
+def test_a_scope_that_matches_nothing_says_so(app: dict[str, Any]) -> None:
+    empty_rg = f"/subscriptions/{SUB}/resourceGroups/rg-without-nsgs"
+    response = post_as({"scope": empty_rg})
+    assert response.status_code == 404
+    body = json.loads(response.get_body())
+    assert "matches no managed NSG" in body["error"]
+    assert body["nsgs"] == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [
+        ({"kind": "status", "status": 429, "retry_after": 0.01}, 503),
+        ({"kind": "status", "status": 503}, 503),
+        ({"kind": "lro_failed", "code": "InternalServerError"}, 503),
+        ({"kind": "status", "status": 403}, 502),
+    ],
+    ids=["429", "503", "operation-failed", "403"],
+)
+def test_a_reconcile_whose_write_failed_is_not_200(app: dict[str, Any], fault: dict[str, Any], status: int) -> None:
+    break_storage_rule(app)
+    app["em"].faults.add(method="PUT", path="networkSecurityGroups/nsg-cyclecloud$", times=None, **fault)
+    response = post_as({"scope": f"/subscriptions/{SUB}/resourceGroups/{RESOURCE_GROUP}"})
+    assert response.status_code == status
+    body = json.loads(response.get_body())
+    assert body["error"].startswith("the reconcile did not complete")
+    assert CC in body["error"]
+    assert "AllowAzureStorage" not in names(app["em"])
+    if status == 503:
+        assert response.headers["Retry-After"] == "30"
+
+
+def test_error_answers_are_bounded(app: dict[str, Any]) -> None:
+    huge = "/subscriptions/" + "x" * 10_000_000
+    response = post_as({"scope": huge})
+    assert response.status_code == 400
+    assert len(response.get_body()) < 4_000
+
+
+class _UnreadableStore(InMemoryStateStore):
+    def load_status(self) -> dict[str, Any] | None:
+        raise OSError("Connection to lockdownstate.table.core.windows.net:443 refused")
+
+
+def test_the_status_function_does_not_name_the_storage_host(
+    app: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    rt = function_app.runtime()
+    function_app.runtime.use(replace(rt, state=_UnreadableStore()))
+    try:
+        response = user_code("status")(func.HttpRequest(method="GET", url="/api/status", body=b"", params={}))
+    finally:
+        function_app.runtime.use(rt)
+    assert response.status_code == 503
+    text = response.get_body().decode()
+    assert "table.core.windows.net" not in text
+    assert "state store unavailable" in text
+    assert "table.core.windows.net" in caplog.text, "the log keeps the detail for operators"

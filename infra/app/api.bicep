@@ -18,6 +18,10 @@ param instanceMemoryMB int = 2048
 param maximumInstanceCount int = 40
 @description('The application settings (remediation/settings.py names); merged over the host settings below.')
 param appSettings object
+@description('Client id of the Microsoft Entra app registration that callers of the HTTP functions get tokens for. Empty: the function key alone guards them.')
+param entraAuthClientId string = ''
+@description('Object ids of the users, group members or service principals allowed to call the HTTP functions (empty: anyone in the tenant with a token for the app).')
+param entraAllowedPrincipalIds array = []
 
 resource stg 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -86,6 +90,63 @@ module functionApp 'br/public:avm/res/web/site:0.15.1' = {
       http20Enabled: true
     }
     appSettingsKeyValuePairs: union(hostSettings, appSettings)
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' existing = {
+  name: name
+  dependsOn: [
+    functionApp
+  ]
+}
+
+// App Service authentication with Microsoft Entra ID in front of the HTTP functions (reconcile,
+// status): callers need an Entra token for the app registration as well as the function key,
+// and the platform, not the caller, sets X-MS-CLIENT-PRINCIPAL-* (it drops them from incoming
+// requests), so the reconcile report and the audit trail name who really asked. Event Grid's
+// delivery path keeps the system key alone: Event Grid cannot present an Entra token to it.
+resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(entraAuthClientId)) {
+  parent: site
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: [
+        '/runtime/webhooks/eventgrid'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: entraAuthClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${entraAuthClientId}'
+            entraAuthClientId
+          ]
+          defaultAuthorizationPolicy: {
+            allowedPrincipals: {
+              identities: entraAllowedPrincipalIds
+            }
+          }
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
   }
 }
 

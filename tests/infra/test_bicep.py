@@ -235,3 +235,26 @@ def test_azure_yaml_deploys_the_function_and_runs_the_hooks() -> None:
     for hook in ("postdeploy.sh", "predown.sh"):
         assert f"./scripts/{hook}" in text
         assert (ROOT / "scripts" / hook).stat().st_mode & 0o111, f"scripts/{hook} must be executable"
+
+
+def test_http_functions_can_sit_behind_entra_authentication_that_spares_event_grid() -> None:
+    """App Service authentication (Entra ID) when entraAuthClientId is set: every HTTP call needs a
+    token (401 otherwise) and the platform sets the principal headers; HTTP_AUTH tells the code so.
+    Event Grid's delivery path is excluded: Event Grid cannot present an Entra token."""
+    auth = parse("app/api.bicep")["resources"]["auth"]["config"]
+    assert auth["condition"]["operator"]["type"] == "not"  # deployed only with a client id
+    props = resource("app/api.bicep", "auth")["properties"]
+    assert resource("app/api.bicep", "auth")["name"] == "authsettingsV2"
+    assert props["platform"]["enabled"] is True
+    validation = props["globalValidation"]
+    assert validation["requireAuthentication"] is True
+    assert validation["unauthenticatedClientAction"] == "Return401"
+    assert validation["excludedPaths"] == ["/runtime/webhooks/eventgrid"]
+    entra = props["identityProviders"]["azureActiveDirectory"]
+    assert entra["enabled"] is True
+    assert entra["registration"]["clientId"] == "entraAuthClientId"
+    api = module("main.bicep", "api")["params"]
+    assert api["entraAuthClientId"] == "entraAuthClientId"
+    http_auth = variable("main.bicep", "remediationAppSettings")["HTTP_AUTH"]["operator"]["operands"]
+    assert (http_auth["true_value"], http_auth["false_value"]) == ("key", "entra")
+    assert parse("main.bicep")["parameters"]["entraAuthClientId"]["default"] == ""

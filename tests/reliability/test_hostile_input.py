@@ -305,7 +305,10 @@ def call_reconcile(body: bytes, headers: dict[str, str] | None = None) -> func.H
 
 
 def assert_answered(response: func.HttpResponse, what: str) -> None:
-    assert response.status_code in (200, 400, 403), f"{what}: HTTP {response.status_code} {response.get_body()[:300]!r}"
+    # 404: a well-formed scope that matches no managed NSG says so (issue 11, item 8).
+    assert response.status_code in (200, 400, 403, 404), (
+        f"{what}: HTTP {response.status_code} {response.get_body()[:300]!r}"
+    )
     body = json.loads(response.get_body())
     if response.status_code != 200:
         assert isinstance(body.get("error"), str), what
