@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from devtools.demo import cyclecloud_network
 from devtools.emulator import Emulator
 from remediation.baseline_file import load_baseline
-from remediation.commands.demo import cyclecloud_network
 from remediation.wiring import Runtime
 from tests.infra.rbac_map import action_for, role_actions
 from tests.integration.conftest import remediator_runtime
