@@ -38,10 +38,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from remediation.baseline import Baseline, Role
-from remediation.findings import Finding, FindingKind, severity_for
+from remediation.findings import Finding, FindingKind, severity_for, unmet_key
 from remediation.model import Access, Inventory
 from remediation.network import Network
 from remediation.plan import RemediationPlan, build_plan, planned_nsg
+from remediation.required_flows import HOW_TO_TAG, RequiredFlows, Unjudged, required_flows
 from remediation.review import NsgReview, Problem
 from remediation.tags import CONTAINMENT, TagModel
 
@@ -67,14 +68,19 @@ class EndpointRepair:
 
 @dataclass(frozen=True, slots=True)
 class Assessment:
+    """Findings and plans; ``not_judged`` names each required flow (or part) that could not be
+    judged and why: no finding means "nothing wrong in what could be judged"."""
+
     findings: tuple[Finding, ...]
     plans: tuple[RemediationPlan, ...]
     endpoint_repairs: tuple[EndpointRepair, ...] = ()
+    not_judged: tuple[Unjudged, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "findings": [f.to_json() for f in self.findings],
             "plans": [p.to_json() for p in self.plans if not p.is_empty],
+            "notJudged": [u.to_json() for u in self.not_judged],
         }
         if self.endpoint_repairs:
             body["endpointRepairs"] = [
@@ -111,14 +117,19 @@ def assess(
     in ``subnets``.
     """
     network = Network(inventory, baseline.lockdown_tag, roles)
+    required = required_flows(network, baseline)
     wanted = {i.lower() for i in only} if only is not None else None
     findings: list[Finding] = []
     plans: list[RemediationPlan] = []
     seen: set[tuple[str, ...]] = set()
+    for f in _unlocated(required, baseline):
+        if wanted is None or f.nsg.lower() in wanted:
+            seen.add(f.key)
+            findings.append(f)
     for nsg, nsg_roles in network.managed():
         if wanted is not None and nsg.key not in wanted:
             continue
-        review = NsgReview(network, nsg, nsg_roles, baseline, tags or CONTAINMENT)
+        review = NsgReview(network, nsg, nsg_roles, baseline, tags or CONTAINMENT, required)
         nsg_findings, plan = assess_review(review)
         for f in nsg_findings:
             if f.key not in seen:
@@ -133,11 +144,39 @@ def assess(
             if f.key not in seen:
                 seen.add(f.key)
                 findings.append(f)
+        # A remembered subnet names the detachment better than "guards nothing": one report.
+        named = {f.nsg.lower() for f in findings if f.kind is FindingKind.NSG_DETACHED and f.subnet}
+        findings = [
+            f for f in findings if not (f.kind is FindingKind.NSG_DETACHED and not f.subnet and f.nsg.lower() in named)
+        ]
     repairs: tuple[EndpointRepair, ...] = ()
     if repair_endpoints:
         findings, repairs = _endpoint_repairs(network, findings)
     findings.sort(key=lambda f: (-f.severity.rank, f.nsg.lower(), f.kind.value, f.requirement))
-    return Assessment(tuple(findings), tuple(plans), repairs)
+    return Assessment(tuple(findings), tuple(plans), repairs, required.unjudged)
+
+
+def _unlocated(required: RequiredFlows, baseline: Baseline) -> list[Finding]:
+    """One ``cyclecloud_location_unknown`` per shared NSG when CycleCloud's host cannot be told."""
+    how = HOW_TO_TAG.format(tag=baseline.lockdown_tag)
+    flows = ", ".join(f.name for f in baseline.flows if Role.CYCLECLOUD in (f.source.role, f.destination.role))
+    return [
+        Finding(
+            kind=FindingKind.CYCLECLOUD_LOCATION_UNKNOWN,
+            requirement="cyclecloud_location",
+            nsg=nsg.id,
+            rule=None,
+            remediable=False,
+            severity=severity_for(FindingKind.CYCLECLOUD_LOCATION_UNKNOWN, False),
+            message=(
+                f"NSG {nsg.name!r} is shared by CycleCloud and the cluster "
+                f"({baseline.lockdown_tag}=cyclecloud,cluster) and no NIC is tagged as CycleCloud's: which host is "
+                f"CycleCloud is unknown, so {flows or 'the flows to it'} cannot be judged; {how}"
+            ),
+            reason="the remediator does not tag NICs: " + how,
+        )
+        for nsg in required.unlocated
+    ]
 
 
 def _endpoint_repairs(network: Network, findings: list[Finding]) -> tuple[list[Finding], tuple[EndpointRepair, ...]]:
@@ -239,12 +278,19 @@ def assess_review(review: NsgReview) -> tuple[list[Finding], RemediationPlan]:
     before = review.problems()
     plan = build_plan(review)
     after = review.problems(planned_nsg(review.nsg, plan)) if not plan.is_empty else before
-    after_keys = {p.key for p in after}
-    before_keys = {p.key for p in before}
-    findings = [_finding(p, p.key not in after_keys, review) for p in before]
-    findings += [_finding(p, False, review) for p in after if p.key not in before_keys]
+    # A requirement still unmet after the plan is not fixed by it, whatever rule now decides it
+    # or however its kind reads (a missing BlockOutbound placed under a person's allow is then
+    # shadowed): one finding, not fixable, never two with opposite flags.
+    after_keys = {_unmet(p) for p in after}
+    before_keys = {_unmet(p) for p in before}
+    findings = [_finding(p, _unmet(p) not in after_keys, review) for p in before]
+    findings += [_finding(p, False, review) for p in after if _unmet(p) not in before_keys]
     unremediable = tuple(f for f in findings if not f.remediable)
     return findings, replace(plan, unremediable=unremediable)
+
+
+def _unmet(problem: Problem) -> tuple[str, ...]:
+    return unmet_key(problem.kind, problem.requirement, problem.nsg_id, problem.subnet_id, problem.key)
 
 
 def _finding(problem: Problem, remediable: bool, review: NsgReview) -> Finding:
@@ -258,6 +304,7 @@ def _finding(problem: Problem, remediable: bool, review: NsgReview) -> Finding:
         message=problem.detail,
         reason="" if remediable else _reason(problem, review),
         subnet=problem.subnet_id,
+        default_rule=problem.rule is not None and problem.rule.is_default,
     )
 
 

@@ -133,6 +133,8 @@ class Baseline:
     firewall_fqdns: tuple[RequiredFqdn, ...] = ()
     lockdown_tag: str = "cyclecloud-lockdown"
     source: str = "<built-in>"
+    #: CycleCloud's own addresses, for networks whose export has no NIC tagged as CycleCloud's.
+    cyclecloud_addresses: tuple[Address, ...] = ()
     _owned: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

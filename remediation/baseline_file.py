@@ -154,6 +154,10 @@ class _OptionsModel(_Strict):
     https_proxy: _HttpsProxyModel = _HttpsProxyModel()
 
 
+class _CycleCloudModel(_Strict):
+    addresses: list[str] = []
+
+
 class _BaselineModel(_Strict):
     version: Literal[1]
     name: str
@@ -163,6 +167,7 @@ class _BaselineModel(_Strict):
     flows: list[_FlowModel] = []
     service_endpoints: list[_ServiceEndpointModel] = []
     firewall: _FirewallModel = _FirewallModel()
+    cyclecloud: _CycleCloudModel = _CycleCloudModel()
     options: _OptionsModel = _OptionsModel()
 
 
@@ -381,6 +386,7 @@ class _Builder:
                 self.problems.add(
                     ("firewall", "fqdns", i, "fqdn"), f"{entry.fqdn!r} is already listed by fqdns[{first}]"
                 )
+        cyclecloud = self._host_addresses(("cyclecloud", "addresses"), model.cyclecloud.addresses)
         self._check_unique_names()
         self.problems.raise_if_any()
 
@@ -396,6 +402,7 @@ class _Builder:
             firewall_fqdns=tuple(f for f in fqdns if f is not None),
             lockdown_tag=model.lockdown_tag,
             source=source,
+            cyclecloud_addresses=cyclecloud,
         )
 
     # ----------------------------------------------------------------- fields
@@ -489,7 +496,27 @@ class _Builder:
             roles = self._roles((*loc, "role"), [endpoint.role])
             return FlowEndpoint(role=next(iter(roles))) if roles else None
         assert endpoint.addresses is not None
-        return FlowEndpoint(addresses=self._addresses((*loc, "addresses"), endpoint.addresses))
+        if not endpoint.addresses:
+            self.problems.add((*loc, "addresses"), "name at least one address")
+        return FlowEndpoint(addresses=self._host_addresses((*loc, "addresses"), endpoint.addresses))
+
+    def _host_addresses(self, loc: Path_, items: list[str]) -> tuple[Address, ...]:
+        """IP addresses or CIDRs only: the guard finds the NSGs on a flow's path by the subnet and
+        NIC holding each address, and a service tag or '*' is held by none it could check."""
+        found: list[Address] = []
+        for i, item in enumerate(items):
+            address = _checked(self.problems, (*loc, i), parse_address, item)
+            if address is None:
+                continue
+            if not isinstance(address, Prefix) or address.network.prefixlen == 0:
+                self.problems.add(
+                    (*loc, i),
+                    f"{item!r} cannot be checked: the guard finds the NSGs on a flow's path by the subnet and NIC "
+                    "holding each address, and no subnet holds a service tag or '*'; give IP addresses or CIDRs",
+                )
+                continue
+            found.append(address)
+        return tuple(found)
 
     def _flow(self, index: int, flow: _FlowModel) -> FlowRequirement | None:
         loc: Path_ = ("flows", index)
@@ -500,6 +527,17 @@ class _Builder:
         ports = self._ports((*loc, "ports"), flow.ports)
         source = self._flow_endpoint((*loc, "source"), flow.source)
         destination = self._flow_endpoint((*loc, "destination"), flow.destination)
+        if (
+            source is not None
+            and destination is not None
+            and source.role is not None
+            and source.role is destination.role
+        ):
+            self.problems.add(
+                (*loc, "destination"),
+                f"a flow from {source.role.value} to {source.role.value} cannot be checked: a host never needs "
+                "to reach itself, and which of the role's subnets must reach which is not known; name addresses",
+            )
         if len(self.problems.found) > before or protocol is None or source is None or destination is None:
             return None
         return FlowRequirement(

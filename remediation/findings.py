@@ -20,6 +20,9 @@ class FindingKind(StrEnum):
     PORT_BLOCKED = "port_blocked"
     NSG_DETACHED = "nsg_detached"
     SERVICE_ENDPOINT_MISSING = "service_endpoint_missing"
+    #: CycleCloud's host could not be told from the network (a shared NSG, no tagged NIC):
+    #: the flows to it are not judged, and the finding says how to tag its NIC.
+    CYCLECLOUD_LOCATION_UNKNOWN = "cyclecloud_location_unknown"
     #: A rule present before the remediator's own write and gone after it: an
     #: incident of that write, alerted once (never "resolved" by a later sweep).
     RULE_LOST = "rule_lost"
@@ -30,6 +33,9 @@ class FindingKind(StrEnum):
     ROUTE_DROPPED = "route_dropped"
     PATH_UNJUDGED = "path_unjudged"
 
+
+#: Appended to a default rule's name in a finding's key (no custom rule name can hold a space).
+DEFAULT_RULE_MARK = " (default)"
 
 #: Kinds that describe an event, not a state: alerted once when they happen and closed.
 ONE_SHOT_KINDS = frozenset({FindingKind.RULE_LOST})
@@ -70,11 +76,20 @@ class Finding:
     message: str
     reason: str = ""
     subnet: str | None = None
+    #: ``rule`` is one of Azure's default rules, not a person's rule of the same name
+    #: (CycleCloud Workspace for Slurm and az-hop both add their own AllowInternetOutBound).
+    default_rule: bool = False
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
         """What makes two findings "the same problem": kind, requirement, NSG, rule, subnet."""
-        return (self.kind.value, self.requirement, self.nsg.lower(), self.rule or "", (self.subnet or "").lower())
+        rule = (self.rule or "") + (DEFAULT_RULE_MARK if self.default_rule else "")
+        return (self.kind.value, self.requirement, self.nsg.lower(), rule, (self.subnet or "").lower())
+
+    @property
+    def unmet(self) -> tuple[str, ...]:
+        """The requirement this finding says is unmet, whatever rule decides it now (see :func:`unmet_key`)."""
+        return unmet_key(self.kind, self.requirement, self.nsg, self.subnet, self.key)
 
     @property
     def fingerprint(self) -> str:
@@ -95,7 +110,30 @@ class Finding:
             body["reason"] = self.reason
         if self.subnet:
             body["subnet"] = self.subnet
+        if self.default_rule:
+            body["defaultRule"] = True
         return body
+
+
+#: Kinds about one baseline rule requirement: missing, drifted or overridden are one unmet requirement.
+REQUIREMENT_KINDS = frozenset({FindingKind.MISSING_RULE, FindingKind.MODIFIED_RULE, FindingKind.SHADOWED_RULE})
+
+
+def unmet_key(
+    kind: FindingKind, requirement: str, nsg: str, subnet: str | None, key: tuple[str, ...]
+) -> tuple[str, ...]:
+    """What stays "the same problem" when a plan changes which rule decides it.
+
+    A rule requirement still unmet after a plan is not fixed by it, however its
+    kind now reads (a missing BlockOutbound placed under a person's allow is then
+    shadowed); a blocked flow still blocked is not fixed whichever rule now
+    blocks it. Other kinds are their ``key``.
+    """
+    if kind in REQUIREMENT_KINDS:
+        return ("rule", requirement.lower(), nsg.lower(), (subnet or "").lower())
+    if kind is FindingKind.PORT_BLOCKED:
+        return (kind.value, requirement, nsg.lower(), (subnet or "").lower())
+    return key
 
 
 def severity_for(kind: FindingKind, remediable: bool) -> Severity:
@@ -104,4 +142,6 @@ def severity_for(kind: FindingKind, remediable: bool) -> Severity:
         return Severity.HIGH  # never remediable: the remediator does not recreate rules it does not own
     if kind in (FindingKind.PORT_BLOCKED, FindingKind.LOCKDOWN_BREACH):
         return Severity.CRITICAL
+    if kind is FindingKind.CYCLECLOUD_LOCATION_UNKNOWN:
+        return Severity.MEDIUM  # nothing is known to be wrong; something could not be judged
     return Severity.MEDIUM if remediable else Severity.HIGH

@@ -287,6 +287,8 @@ class Subnet:
     address_prefixes: tuple[IPNetwork, ...] = ()
     nsg_id: str | None = None
     service_endpoints: tuple[str, ...] = ()
+    #: Services the subnet is delegated to (``Microsoft.Netapp/volumes``): it holds no cluster nodes.
+    delegations: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -317,6 +319,8 @@ class NetworkInterface:
     subnet_ids: tuple[str, ...] = ()
     private_ips: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
     asg_ids: tuple[str, ...] = ()
+    #: The NIC's tags: ``cyclecloud-lockdown=cyclecloud`` marks the CycleCloud server's NIC.
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def key(self) -> str:

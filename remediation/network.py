@@ -97,6 +97,21 @@ class Network:
     def nsg_by_id(self, nsg_id: str | None) -> NetworkSecurityGroup | None:
         return self.nsgs.get(nsg_id.lower()) if nsg_id else None
 
+    def nsg_of_subnet(self, subnet: Subnet) -> NetworkSecurityGroup | None:
+        """The NSG guarding ``subnet``: from the subnet's side when known, else an NSG's back-reference."""
+        if subnet.key in self.subnets:
+            return self.nsg_by_id(self.subnets[subnet.key].nsg_id)
+        return next((n for n in self.nsgs.values() if subnet.key in {s.lower() for s in n.subnet_ids}), None)
+
+    def nics_of(self, nsg: NetworkSecurityGroup) -> list[NetworkInterface]:
+        """The NICs (in the inventory) this NSG is attached to, from either side."""
+        referenced = {i.lower() for i in nsg.nic_ids}
+        return [n for n in self.nics.values() if (n.nsg_id or "").lower() == nsg.key or n.key in referenced]
+
+    def guards_anything(self, nsg: NetworkSecurityGroup) -> bool:
+        """Attached to a subnet or a NIC, as far as the inventory says (from either side)."""
+        return bool(nsg.subnet_ids or nsg.nic_ids or self._subnets_by_nsg.get(nsg.key) or self.nics_of(nsg))
+
     def vnet_prefixes_for(self, subnets: list[Subnet]) -> tuple[IPNetwork, ...]:
         """The address space of the VNets these subnets are in (all VNets when none is known)."""
         keys = {s.vnet_id.lower() for s in subnets}

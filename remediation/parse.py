@@ -721,12 +721,19 @@ def _subnet(obj: _Obj) -> Subnet:
     for item_path, item in obj.items("serviceEndpoints"):
         endpoint = _Obj(item, where=where, path=item_path, what="a service endpoint")
         endpoints.append(endpoint.text("service", required=True))
+    delegations: list[str] = []
+    for item_path, item in obj.items("delegations"):
+        delegation = _Obj(item, where=where, path=item_path, what="a delegation")
+        service = delegation.text("serviceName")
+        if service:
+            delegations.append(service)
     return Subnet(
         id=_subnet_id(resource_id),
         name=name,
         address_prefixes=_prefix_list(obj, "addressPrefix", "addressPrefixes"),
         nsg_id=obj.ref_id("networkSecurityGroup"),
         service_endpoints=tuple(endpoints),
+        delegations=tuple(delegations),
     )
 
 
@@ -787,6 +794,7 @@ def _nic(obj: _Obj) -> NetworkInterface:
         subnet_ids=tuple(subnet_ids),
         private_ips=tuple(ips),
         asg_ids=tuple(asg_ids),
+        tags=_tags(obj),
     )
 
 

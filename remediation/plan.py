@@ -75,7 +75,7 @@ def build_plan(review: NsgReview) -> RemediationPlan:
         # at most once (afterwards its rule is present and intact), so this ends.
         changed = False
         for req in ordered:
-            if review.portion(req).is_empty:
+            if review.scoped_portion(req).is_empty:
                 continue
             named = review.named(current, req.name)
             if review.satisfied(current, req) and (named is None or _may_stay(review, named, req)):
@@ -90,6 +90,8 @@ def build_plan(review: NsgReview) -> RemediationPlan:
             planned = _with_rules(nsg, after)
             if named is not None and _widens(review, current, planned, named, placed):
                 continue  # the drifted rule also denies what ours would not: leave it to a person
+            if named is None and _changes_nothing(review, current, planned, req):
+                continue  # overridden wherever it could go (a person's allow above it): a dead rule fixes nothing
             rules, current = after, planned
             added.append(placed)
             if named is not None:
@@ -124,6 +126,14 @@ def _may_stay(review: NsgReview, named: SecurityRule, req: RuleRequirement) -> b
         and named.direction is req.rule.direction
         and review.universe.rule_flows(req.rule).issubset(review.universe.rule_flows(named))
     )
+
+
+def _changes_nothing(
+    review: NsgReview, before: NetworkSecurityGroup, after: NetworkSecurityGroup, req: RuleRequirement
+) -> bool:
+    """Adding the rule leaves every flow of the requirement decided as before."""
+    wrong_before, wrong_after = review.wrongly_decided(before, req), review.wrongly_decided(after, req)
+    return wrong_before.issubset(wrong_after) and wrong_after.issubset(wrong_before)
 
 
 def _widens(

@@ -8,9 +8,10 @@ the rule that decides it, so findings can say why.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
-from remediation.baseline import Baseline, FlowEndpoint, FlowRequirement, Role, RuleRequirement
+from remediation.baseline import Baseline, Role, RuleRequirement
 from remediation.evaluate import (
     EvaluationContext,
     Flows,
@@ -23,7 +24,7 @@ from remediation.evaluate import (
     evaluate_rules,
     restrict,
 )
-from remediation.findings import FindingKind
+from remediation.findings import DEFAULT_RULE_MARK, FindingKind
 from remediation.model import (
     Access,
     Address,
@@ -34,13 +35,14 @@ from remediation.model import (
     Protocol,
     SecurityRule,
     ServiceTag,
-    Subnet,
 )
 from remediation.network import Network
+from remediation.required_flows import RequiredFlows, is_service_subnet, required_flows
 from remediation.tags import TagModel
 
 _INTERNET = ServiceTag("Internet")
 _VNET = ServiceTag("VirtualNetwork")
+_ANY = AnyAddress()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,23 +62,17 @@ class Problem:
             self.kind.value,
             self.requirement,
             self.nsg_id.lower(),
-            (self.rule.name if self.rule else "").lower(),
+            (self.rule.name.lower() + (DEFAULT_RULE_MARK if self.rule.is_default else "")) if self.rule else "",
             (self.subnet_id or "").lower(),
         )
 
 
-@dataclass(frozen=True, slots=True)
-class FlowCheck:
-    """A required flow as seen from one NSG: the query and the NSG pairs on its path."""
-
-    requirement: FlowRequirement
-    direction: Direction
-    flows: Flows
-    paths: tuple[tuple[NetworkSecurityGroup | None, NetworkSecurityGroup | None, str], ...]
-
-
 class NsgReview:
-    """Everything needed to judge (and re-judge after a plan) one managed NSG."""
+    """Everything needed to judge (and re-judge after a plan) one managed NSG.
+
+    ``required`` is the network's required flows (:func:`required_flows`),
+    computed once per assessment and shared by every review; None computes it.
+    """
 
     def __init__(
         self,
@@ -85,6 +81,7 @@ class NsgReview:
         roles: frozenset[Role],
         baseline: Baseline,
         tags: TagModel,
+        required: RequiredFlows | None = None,
     ) -> None:
         self.network = network
         self.nsg = nsg
@@ -92,18 +89,41 @@ class NsgReview:
         self.baseline = baseline
         self.requirements = baseline.rules_for(roles)
         self.subnets = network.subnets_of(nsg)
-        vnet_prefixes = network.vnet_prefixes_for(self.subnets) if network.vnets else ()
+        self.nics = network.nics_of(nsg)
+        # A NIC-level NSG guards its NIC's traffic only; the NIC's subnet is where that traffic
+        # lives (its VNet, its service endpoints).
+        self.nic_subnets = [
+            network.subnets[k]
+            for k in dict.fromkeys(s.lower() for nic in self.nics for s in nic.subnet_ids)
+            if k in network.subnets
+        ]
+        self.required = required if required is not None else required_flows(network, baseline)
+        self.legs = self.required.legs_of(nsg)
+        vnet_prefixes = network.vnet_prefixes_for(self.subnets + self.nic_subnets) if network.vnets else ()
         self.ctx = EvaluationContext(tags=tags, vnet_prefixes=vnet_prefixes, asg_members=network.asg_members())
-        self.flow_checks = self._flow_checks()
+        self.scope = self._scope()
         rules: list[SecurityRule] = [*nsg.security_rules, *(r.rule for r in self.requirements)]
-        for check in self.flow_checks:
-            for subnet_nsg, nic_nsg, _ in check.paths:
-                for other in (subnet_nsg, nic_nsg):
-                    if other is not None and other.key != nsg.key:
-                        rules.extend(other.security_rules)
-        self.universe = Universe.of(self.ctx, rules, [c.flows for c in self.flow_checks], addresses=[_INTERNET])
+        seen = {nsg.key}
+        for leg in self.legs:
+            for other in (leg.subnet_nsg, leg.nic_nsg):
+                if other is not None and other.key not in seen:
+                    seen.add(other.key)
+                    rules.extend(other.security_rules)
+        self.universe = Universe.of(
+            self.ctx, rules, [leg.flows for leg in self.legs], addresses=[_INTERNET, *self.scope]
+        )
+        # The traffic this NSG can see, by direction: what leaves (enters) its subnets or NIC.
+        # A requirement is judged there only: an outbound rule from VirtualNetwork means the
+        # baseline's "from *" for every packet that can leave a subnet of that VNet.
+        self._context = {
+            Direction.OUTBOUND: self.universe.flows(Flows(Protocol.ANY, self.scope, (_ANY,))),
+            Direction.INBOUND: self.universe.flows(Flows(Protocol.ANY, (_ANY,), self.scope)),
+        }
         self.portions = self._portions()
-        self._internet = self.universe.flows(_to_internet())
+        self._scoped: dict[str, FlowSet] = {
+            name: portion & self._context[direction] for name, (direction, portion) in self.portions.items()
+        }
+        self._internet = self.universe.flows(Flows(Protocol.ANY, self.scope, (_INTERNET,)))
         # evaluate_nsg answers by (rule objects, direction, query object). The plan asks
         # again what the review already asked of the same rules; the stored value keeps
         # the rules and the query alive, so their ids in the key cannot be reused.
@@ -113,7 +133,7 @@ class NsgReview:
         self._allowlists: dict[Direction, FlowSet] = {}
         self._same: dict[tuple[int, str], tuple[SecurityRule, bool]] = {}
         self._names: dict[int, tuple[tuple[SecurityRule, ...], dict[str, SecurityRule]]] = {}
-        self._flow_queries = [self.universe.flows(c.flows) for c in self.flow_checks]
+        self._leg_queries = [self.universe.flows(leg.flows) for leg in self.legs]
         self._paths_seen: dict[tuple[int, Direction, str, str, int, int], tuple[object, PathVerdict]] = {}
         # The questions verdict() is asked most (each baseline rule's portion, all of the
         # Internet outbound) are answered from one evaluation per NSG and direction over
@@ -123,7 +143,7 @@ class NsgReview:
         # stays one cube instead of the Internet cut around each portion.
         self._known[Direction.OUTBOUND][id(self._internet)] = self._internet
         for req in self.requirements:
-            portion = self.portion(req)
+            portion = self.scoped_portion(req)
             self._known[req.rule.direction][id(portion)] = portion
         self._cover: dict[Direction, FlowSet] = {}
         for direction, queries in self._known.items():
@@ -148,20 +168,36 @@ class NsgReview:
 
     # -- the baseline's own meaning ---------------------------------------------
 
-    def _portions(self) -> dict[str, FlowSet]:
+    def _scope(self) -> tuple[Address, ...]:
+        """The addresses on this NSG's own side of its traffic.
+
+        A NIC-level NSG (attached to NICs only) sees its NICs' private IPs;
+        any other NSG the VirtualNetwork its subnets lie in.
+        """
+        if self.nics and not self.subnets and all(nic.private_ips for nic in self.nics):
+            return tuple(Prefix(ipaddress.ip_network(ip)) for nic in self.nics for ip in nic.private_ips)
+        return (_VNET,)
+
+    def _portions(self) -> dict[str, tuple[Direction, FlowSet]]:
         """For each baseline rule, the flows it decides within the baseline itself."""
-        portions: dict[str, FlowSet] = {}
+        portions: dict[str, tuple[Direction, FlowSet]] = {}
         for direction in Direction:
             rules = sorted(
                 (r.rule for r in self.requirements if r.rule.direction is direction), key=lambda r: r.priority
             )
             verdict = evaluate_rules(self.universe, rules, self.universe.all_flows())
             for decision in verdict.decisions:
-                portions[decision.rule.name.lower()] = decision.flows
+                portions[decision.rule.name.lower()] = (direction, decision.flows)
         return portions
 
     def portion(self, requirement: RuleRequirement) -> FlowSet:
-        return self.portions.get(requirement.name.lower(), self.universe.empty())
+        """The flows the requirement decides within the baseline (whatever their source)."""
+        found = self.portions.get(requirement.name.lower())
+        return found[1] if found is not None else self.universe.empty()
+
+    def scoped_portion(self, requirement: RuleRequirement) -> FlowSet:
+        """The requirement's portion within the traffic this NSG can see: what it is judged on."""
+        return self._scoped.get(requirement.name.lower(), self.universe.empty())
 
     def verdict(self, nsg: NetworkSecurityGroup, direction: Direction, query: FlowSet) -> FlowVerdict:
         """``evaluate_nsg`` in this review's universe, computed once per rule list and query."""
@@ -182,7 +218,7 @@ class NsgReview:
 
     def wrongly_decided(self, nsg: NetworkSecurityGroup, requirement: RuleRequirement) -> FlowSet:
         """The part of the requirement's portion that ``nsg`` decides the other way."""
-        verdict = self.verdict(nsg, requirement.rule.direction, self.portion(requirement))
+        verdict = self.verdict(nsg, requirement.rule.direction, self.scoped_portion(requirement))
         return verdict.denied if requirement.rule.access is Access.ALLOW else verdict.allowed
 
     def satisfied(self, nsg: NetworkSecurityGroup, requirement: RuleRequirement) -> bool:
@@ -195,7 +231,7 @@ class NsgReview:
             allowed = self.universe.empty()
             for req in self.requirements:
                 if req.rule.direction is direction and req.rule.access is Access.ALLOW:
-                    allowed = allowed | self.portion(req)
+                    allowed = allowed | self.scoped_portion(req)
             self._allowlists[direction] = allowed
         return allowed
 
@@ -213,7 +249,7 @@ class NsgReview:
         return found
 
     def _rule_problems(self, nsg: NetworkSecurityGroup, req: RuleRequirement) -> list[Problem]:
-        portion = self.portion(req)
+        portion = self.scoped_portion(req)
         if portion.is_empty:
             return []
         verdict = self.verdict(nsg, req.rule.direction, portion)
@@ -237,18 +273,27 @@ class NsgReview:
         custom_culprit = next((r for r in culprits if not r.is_default), None)
         where = ",".join(a.to_arm() for a in req.rule.destinations)
         what = f"{wrong.describe()} to {where} ({req.rule.access.value.lower()} required by {req.name})"
-        if named is not None and self._equivalent(named, req):
+        # Judged by meaning: the baseline's rule under another name (the same flows, the same
+        # access), overridden, is shadowed just as it would be under the baseline's name.
+        provider = named if named is not None and self._equivalent(named, req) else None
+        if provider is None and named is None:
+            provider = next(
+                (r for r in nsg.security_rules if r not in culprits and self.same_meaning(r, req)),
+                None,
+            )
+        if provider is not None:
             culprit = custom_culprit or (culprits[0] if culprits else None)
             if culprit is not None and self.baseline.owns(culprit.name):
                 return []  # a drifted baseline rule: its own finding (modified, breach) covers it
             who = f"rule {culprit.name!r} (priority {culprit.priority})" if culprit else "another rule"
+            alias = "" if provider.name.lower() == req.name.lower() else f" (provided by rule {provider.name!r})"
             return [
                 Problem(
                     FindingKind.SHADOWED_RULE,
                     req.name,
                     nsg.id,
                     culprit,
-                    f"{who} overrides {req.name} for {what}",
+                    f"{who} overrides {req.name}{alias} for {what}",
                 )
             ]
         if named is not None:
@@ -264,7 +309,7 @@ class NsgReview:
         deciding = custom_culprit or (culprits[0] if culprits else None)
         detail = f"no rule provides {req.name}: {what}"
         if deciding is not None:
-            detail += f"; decided now by {deciding.name!r} (priority {deciding.priority})"
+            detail += f"; decided now by {_rule_label(deciding)}"
         return [Problem(FindingKind.MISSING_RULE, req.name, nsg.id, deciding, detail)]
 
     def named(self, nsg: NetworkSecurityGroup, name: str) -> SecurityRule | None:
@@ -286,13 +331,17 @@ class NsgReview:
     def _same_meaning(self, rule: SecurityRule, req: RuleRequirement) -> bool:
         if rule.direction is not req.rule.direction or rule.access is not req.rule.access:
             return False
-        mine, wanted = self.universe.rule_flows(rule), self.universe.rule_flows(req.rule)
+        mine, wanted = self._in_context(rule), self._in_context(req.rule)
         return mine.issubset(wanted) and wanted.issubset(mine)
+
+    def _in_context(self, rule: SecurityRule) -> FlowSet:
+        """The flows ``rule`` matches among those this NSG can see (spelling and unseen sources aside)."""
+        return self.universe.rule_flows(rule) & self._context[rule.direction]
 
     def _difference(self, rule: SecurityRule, req: RuleRequirement) -> str:
         if rule.direction is not req.rule.direction or rule.access is not req.rule.access:
             return f"it is {rule.direction.value} {rule.access.value}, the baseline's {req.rule.direction.value} {req.rule.access.value}"
-        mine, wanted = self.universe.rule_flows(rule), self.universe.rule_flows(req.rule)
+        mine, wanted = self._in_context(rule), self._in_context(req.rule)
         parts = []
         if not (mine - wanted).is_empty:
             parts.append(f"it also matches {(mine - wanted).describe()}")
@@ -304,7 +353,7 @@ class NsgReview:
         """Same direction and access, and it matches at least the requirement's portion."""
         if rule.direction is not req.rule.direction or rule.access is not req.rule.access:
             return False
-        return self.portion(req).issubset(self.universe.rule_flows(rule))
+        return self.scoped_portion(req).issubset(self.universe.rule_flows(rule))
 
     def _breach_problems(self, nsg: NetworkSecurityGroup) -> list[Problem]:
         locks, permitted = self._locks, self._permitted
@@ -334,76 +383,35 @@ class NsgReview:
 
     def _required_flows(self, direction: Direction) -> FlowSet:
         required = self.universe.empty()
-        for check, query in zip(self.flow_checks, self._flow_queries, strict=True):
-            if check.direction is direction:
+        for leg, query in zip(self.legs, self._leg_queries, strict=True):
+            if leg.direction is direction:
                 required = required | query
         return required
 
-    def _flow_checks(self) -> list[FlowCheck]:
-        checks: list[FlowCheck] = []
-        for req in self.baseline.flows:
-            src_role, dst_role = req.source.role, req.destination.role
-            if src_role is not None and src_role in self.roles:
-                sources = self._addresses(self.subnets)
-                destinations = self._endpoint(req.destination)
-                flows = Flows(req.protocol, sources, destinations, req.ports)
-                checks.append(FlowCheck(req, Direction.OUTBOUND, flows, self._paths(self.subnets)))
-            if dst_role is not None and dst_role in self.roles:
-                sources = self._endpoint(req.source)
-                destinations = self._addresses(self.subnets)
-                flows = Flows(req.protocol, sources, destinations, req.ports)
-                checks.append(FlowCheck(req, Direction.INBOUND, flows, self._paths(self.subnets)))
-        return checks
-
-    def _endpoint(self, endpoint: FlowEndpoint) -> tuple[Address, ...]:
-        if endpoint.role is None:
-            return endpoint.addresses
-        return self._addresses(self.network.subnets_with_role(endpoint.role))
-
-    def _addresses(self, subnets: list[Subnet]) -> tuple[Address, ...]:
-        """Subnet prefixes when known; else the VirtualNetwork tag, which every subnet lies in."""
-        prefixes = tuple(Prefix(p) for s in subnets for p in s.address_prefixes)
-        return prefixes or (_VNET,)
-
-    def _paths(
-        self, subnets: list[Subnet]
-    ) -> tuple[tuple[NetworkSecurityGroup | None, NetworkSecurityGroup | None, str], ...]:
-        """(subnet NSG, NIC NSG, label) on the paths into this NSG's subnets: this NSG, and each NIC NSG seen."""
-        paths: list[tuple[NetworkSecurityGroup | None, NetworkSecurityGroup | None, str]] = [(self.nsg, None, "subnet")]
-        seen: set[str] = set()
-        for subnet in subnets:
-            for nic in self.network.nics_in(subnet):
-                nic_nsg = self.network.nsg_by_id(nic.nsg_id)
-                if nic_nsg is not None and nic_nsg.key not in seen:
-                    seen.add(nic_nsg.key)
-                    paths.append((self.nsg, nic_nsg, f"NIC {nic.name}"))
-        return tuple(paths)
-
     def _flow_problems(self, nsg: NetworkSecurityGroup) -> list[Problem]:
         found: list[Problem] = []
-        for check, query in zip(self.flow_checks, self._flow_queries, strict=True):
-            for subnet_nsg, nic_nsg, label in check.paths:
-                subnet_level = nsg if subnet_nsg is not None and subnet_nsg.key == nsg.key else subnet_nsg
-                verdict = self._path_verdict(query, check.direction, subnet_level, nic_nsg)
-                blocking = verdict.blocking
-                if blocking is None:
-                    continue
-                step, rule = blocking
-                where = step.nsg_id or nsg.id
-                found.append(
-                    Problem(
-                        FindingKind.PORT_BLOCKED,
-                        check.requirement.name,
-                        where,
-                        rule,
-                        f"{check.requirement.name}: {verdict.denied.describe()} "
-                        f"{'from' if check.direction is Direction.INBOUND else 'to'} "
-                        f"{(check.requirement.source if check.direction is Direction.INBOUND else check.requirement.destination).describe()} "
-                        f"is denied {check.direction.value.lower()} by rule {rule.name!r} "
-                        f"(priority {rule.priority}) "
-                        + ("at the subnet level" if step.level == "subnet" else f"at the NIC level ({label})"),
-                    )
+        for leg, query in zip(self.legs, self._leg_queries, strict=True):
+            subnet_nsg = nsg if leg.subnet_nsg is not None and leg.subnet_nsg.key == nsg.key else leg.subnet_nsg
+            nic_nsg = nsg if leg.nic_nsg is not None and leg.nic_nsg.key == nsg.key else leg.nic_nsg
+            verdict = self._path_verdict(query, leg.direction, subnet_nsg, nic_nsg)
+            blocking = verdict.blocking
+            if blocking is None:
+                continue
+            step, rule = blocking
+            where = step.nsg_id or nsg.id
+            level = "at the subnet level" if step.level == "subnet" else f"at the NIC level ({leg.nic_label})"
+            name = leg.requirement.name
+            found.append(
+                Problem(
+                    FindingKind.PORT_BLOCKED,
+                    name,
+                    where,
+                    rule,
+                    f"{name}: {verdict.denied.describe()} from {leg.source.label} to {leg.destination.label} "
+                    f"is denied {leg.direction.value.lower()} by {_rule_label(rule)} {level}",
+                    leg.source.subnet.id if leg.source.subnet is not None else None,
                 )
+            )
         return found
 
     def _path_verdict(
@@ -437,27 +445,26 @@ class NsgReview:
 
     def _attachment_problems(self) -> list[Problem]:
         found: list[Problem] = []
+
+        def detached(detail: str, subnet_id: str | None = None) -> None:
+            found.append(Problem(FindingKind.NSG_DETACHED, "attachment", self.nsg.id, None, detail, subnet_id))
+
+        if not self.network.guards_anything(self.nsg):
+            detached(f"managed NSG {self.nsg.name!r} is attached to no subnet and no NIC: it guards nothing")
         for subnet_id in self.nsg.subnet_ids:
             subnet = self.network.subnets.get(subnet_id.lower())
             if subnet is None or (subnet.nsg_id or "").lower() == self.nsg.key:
                 continue
             other = f"NSG {subnet.nsg_id.rsplit('/', 1)[-1]!r}" if subnet.nsg_id else "no NSG"
-            found.append(
-                Problem(
-                    FindingKind.NSG_DETACHED,
-                    "attachment",
-                    self.nsg.id,
-                    None,
-                    f"subnet {subnet.name!r} is managed by {self.nsg.name!r} but now has {other}",
-                    subnet.id,
-                )
-            )
+            detached(f"subnet {subnet.name!r} is managed by {self.nsg.name!r} but now has {other}", subnet.id)
         for req in self.baseline.service_endpoints:
             if not req.roles & self.roles:
                 continue
-            for subnet in self.subnets:
+            for subnet in [*self.subnets, *self.nic_subnets]:
                 if subnet.key not in self.network.subnets:
                     continue  # only a back-reference: endpoints unknown
+                if is_service_subnet(subnet):
+                    continue  # NetApp's, MySQL's, Bastion's: neither nodes nor CycleCloud live there
                 if not any(e.lower() == req.service.lower() for e in subnet.service_endpoints):
                     found.append(
                         Problem(
@@ -472,5 +479,7 @@ class NsgReview:
         return found
 
 
-def _to_internet() -> Flows:
-    return Flows(Protocol.ANY, (AnyAddress(),), (_INTERNET,))
+def _rule_label(rule: SecurityRule) -> str:
+    """How a message names a rule; Azure's default rules are said to be so."""
+    kind = "default rule" if rule.is_default else "rule"
+    return f"{kind} {rule.name!r} (priority {rule.priority})"

@@ -72,7 +72,7 @@ def test_compliant_network_has_no_findings_and_empty_plans(form: str) -> None:
     assert result.findings == ()
     assert all(p.is_empty for p in result.plans)
     assert {p.nsg_name for p in result.plans} == {"nsg-cyclecloud", "nsg-cluster"}
-    assert result.to_json() == {"findings": [], "plans": []}
+    assert result.to_json() == {"findings": [], "plans": [], "notJudged": []}
 
 
 def test_unmanaged_nsgs_are_ignored_unless_roles_are_given() -> None:
@@ -127,7 +127,9 @@ def test_broken_fixtures(fixture: str, expected: set[tuple[str, str, str | None,
 def test_finding_json_contract() -> None:
     inventory = merge_inventories(compliant(), load("broken/nsg-cyclecloud-deny-9443.json"))
     body = assess(inventory, BASELINE).to_json()
-    (finding,) = body["findings"]
+    # One finding per node subnet whose path is blocked: compute and hpc.
+    assert [f["subnet"].rsplit("/", 1)[-1] for f in body["findings"]] == ["compute", "hpc"]
+    finding = body["findings"][0]
     assert set(finding) >= {"kind", "requirement", "nsg", "rule", "remediable", "severity", "message"}
     assert finding["kind"] == "port_blocked"
     assert finding["severity"] == Severity.CRITICAL.value
@@ -158,7 +160,8 @@ def test_nic_level_nsg_blocks_inbound_to_cyclecloud() -> None:
     nic_nsg = _nic_nsg("nsg-cc-nic", rule("DenyAmqpAndWeb", 200, direction="Inbound", access="Deny", dport="9443"))
     inventory = _attach_nic_nsg(compliant(), "cyclecloud-vm-nic", nic_nsg)
     result = assess(inventory, BASELINE)
-    (finding,) = result.findings
+    assert len(result.findings) == 2  # from compute and from hpc
+    finding = result.findings[0]
     assert (finding.kind, finding.requirement, finding.rule, finding.nsg) == (
         FindingKind.PORT_BLOCKED,
         "https_9443",
@@ -299,8 +302,16 @@ def test_exact_tag_model_changes_nothing_on_a_compliant_network() -> None:
 # --------------------------------------------------------------------------- the shared NSG (cyclecloud,cluster)
 
 
-def shared() -> Inventory:
-    return load("shared/vnet.json", "shared/nsg-shared.json")
+def shared(*, tagged_nic: bool = True) -> Inventory:
+    """The shared NSG on every subnet; with the CycleCloud VM's NIC (10.10.1.4) tagged as such."""
+    inventory = load("shared/vnet.json", "shared/nsg-shared.json", "compliant/arm/nics.json")
+    if not tagged_nic:
+        return inventory
+    nics = tuple(
+        replace(n, tags={"cyclecloud-lockdown": "cyclecloud"}) if n.name == "cyclecloud-vm-nic" else n
+        for n in inventory.nics
+    )
+    return replace(inventory, nics=nics)
 
 
 def test_shared_nsg_compliant() -> None:
@@ -309,20 +320,45 @@ def test_shared_nsg_compliant() -> None:
     assert group.tags["cyclecloud-lockdown"] == "cyclecloud,cluster"
     result = assess(inventory, BASELINE)
     assert result.findings == ()
+    assert result.not_judged == ()
     assert [p.nsg_name for p in result.plans] == ["nsg-shared"]
 
 
-def test_shared_nsg_must_pass_flows_between_its_own_subnets() -> None:
+def test_shared_nsg_without_a_tagged_nic_guesses_no_port_blocked() -> None:
+    # Defect 1: every subnet of the shared NSG was taken for CycleCloud's and for a node's, so
+    # 9443 was demanded between them all. Without the tagged NIC nobody knows which host is
+    # CycleCloud: one medium finding saying how to tag it, and the flows listed as not judged.
+    deny_in = rule("DenyWebIn", 200, direction="Inbound", access="Deny", dport="9443")
+    result = assess(add_rules(shared(tagged_nic=False), "nsg-shared", deny_in), BASELINE)
+    assert found(result) == {("cyclecloud_location_unknown", "cyclecloud_location", None, False)}
+    (finding,) = result.findings
+    assert finding.severity is Severity.MEDIUM
+    assert "az network nic update" in finding.message
+    assert "tags.cyclecloud-lockdown=cyclecloud" in finding.message
+    assert {u.requirement for u in result.not_judged} == {"amqp_5672", "https_9443"}
+    assert all("location is unknown" in u.reason for u in result.not_judged)
+
+
+def test_shared_nsg_blocking_inbound_to_the_tagged_host() -> None:
+    # Only node subnets (compute, hpc) must reach CycleCloud's NIC; its own subnet need not.
     deny_in = rule("DenyWebIn", 200, direction="Inbound", access="Deny", dport="9443")
     result = assess(add_rules(shared(), "nsg-shared", deny_in), BASELINE)
     assert found(result) == {("port_blocked", "https_9443", "DenyWebIn", False)}
-    assert "inbound" in result.findings[0].message
+    assert sorted((f.subnet or "").rsplit("/", 1)[-1] for f in result.findings) == ["compute", "hpc"]
+    assert all("inbound" in f.message and "10.10.1.4" in f.message for f in result.findings)
 
 
-def test_shared_nsg_blocking_outbound_is_found_once() -> None:
+def test_shared_nsg_deny_between_node_subnets_is_not_a_required_path() -> None:
+    # compute -> hpc is no required flow: a deny there is none of the guard's business.
+    deny = rule("DenyComputeToHpc", 200, direction="Inbound", access="Deny", src="10.10.2.0/24", dst="10.10.3.0/24")
+    assert assess(add_rules(shared(), "nsg-shared", deny), BASELINE).findings == ()
+
+
+def test_shared_nsg_blocking_outbound_is_found_once_per_node_subnet() -> None:
     deny_out = rule("DenyAmqpOut", 200, access="Deny", dport="5672", dst="VirtualNetwork")
     result = assess(add_rules(shared(), "nsg-shared", deny_out), BASELINE)
     assert found(result) == {("port_blocked", "amqp_5672", "DenyAmqpOut", False)}
+    assert len(result.findings) == 2
 
 
 def test_shared_nsg_missing_rule_restored() -> None:
@@ -434,3 +470,55 @@ def test_rest_rule_example_decides_its_own_flows(name: str, one: SecurityRule) -
     verdict = evaluate_nsg(u, group, one.direction, own)
     assert [d.rule.name for d in verdict.decisions] == [one.name]
     assert verdict.verdict is (Verdict.ALLOWED if one.access.value == "Allow" else Verdict.DENIED)
+
+
+# --------------------------------------------------------------------------- reporting (issue 10, defect 8)
+
+
+def test_a_persons_rule_named_like_a_default_rule_has_its_own_key() -> None:
+    # CCWS has its own AllowInternetOutBound at 3000; the default one (65001) decides what it
+    # leaves (UDP and the rest). Two breaches, two keys: one must not swallow the other.
+    from tests.support.core import cyclecloud_baseline
+    from tests.support.networks import ccws
+
+    result = assess(ccws(), cyclecloud_baseline())
+    breaches = [f for f in result.findings if f.kind is FindingKind.LOCKDOWN_BREACH]
+    assert sorted((f.rule, f.default_rule) for f in breaches) == [
+        ("AllowInternetOutBound", False),
+        ("AllowInternetOutBound", True),
+    ]
+    assert len({f.key for f in breaches}) == 2
+    assert [f.to_json().get("defaultRule") for f in breaches if f.default_rule] == [True]
+
+
+def test_one_report_per_unmet_requirement_and_no_phantom_shadowed_rule() -> None:
+    # Adding BlockOutbound at 4000 cannot beat the person's allow at 3000 for TCP: the missing
+    # rule is reported once, not fixable, and no shadowed_rule names a BlockOutbound that does not exist.
+    from tests.support.core import cyclecloud_baseline
+    from tests.support.networks import ccws
+
+    result = assess(ccws(), cyclecloud_baseline())
+    block = [
+        f for f in result.findings if f.requirement == "BlockOutbound" and f.kind is not FindingKind.LOCKDOWN_BREACH
+    ]
+    assert [(f.kind, f.rule, f.remediable) for f in block] == [
+        (FindingKind.MISSING_RULE, "AllowInternetOutBound", False)
+    ]
+    assert "not owned by the baseline" in block[0].reason
+    assert not any(f.kind is FindingKind.SHADOWED_RULE for f in result.findings)
+
+
+def test_delegated_subnet_needs_no_storage_endpoint() -> None:
+    from tests.support.core import cyclecloud_baseline
+    from tests.support.networks import ccws
+
+    result = assess(ccws(), cyclecloud_baseline())
+    assert not any(f.kind is FindingKind.SERVICE_ENDPOINT_MISSING for f in result.findings)
+
+
+def test_managed_nsg_attached_to_nothing_is_detached() -> None:
+    group = replace(nsg_named(compliant(), "nsg-cyclecloud"), subnet_ids=(), nic_ids=())
+    inventory = Inventory(nsgs=(group,))
+    result = assess(inventory, BASELINE)
+    assert found(result) == {("nsg_detached", "attachment", None, False)}
+    assert "guards nothing" in result.findings[0].message

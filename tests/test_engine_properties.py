@@ -608,8 +608,9 @@ def test_plan_properties(group: NetworkSecurityGroup, with_network: bool) -> Non
 
     # "Remediable" was decided by re-checking the plan inside the first review, whose
     # caches reuse the verdicts of unchanged directions: a fresh review must agree.
-    gone_after = {f.key for f in first.findings} - {f.key for f in second.findings}
-    assert {f.key for f in first.findings if f.remediable} == gone_after
+    # "Gone" is by requirement: one still unmet, now decided by another rule, is not fixed.
+    gone_after = {f.unmet for f in first.findings} - {f.unmet for f in second.findings}
+    assert {f.unmet for f in first.findings if f.remediable} == gone_after
 
     # A compliant NSG's plan is empty; an empty plan means nothing remediable was found.
     if not first.findings:

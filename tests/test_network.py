@@ -18,9 +18,9 @@ CC_SUBNET = f"{VNET_ID}/subnets/cyclecloud"
 NODE_SUBNET = f"{VNET_ID}/subnets/nodes"
 ASG = f"{RG}/providers/Microsoft.Network/applicationSecurityGroups/asg-nodes"
 
-CC = nsg(name="nsg-cc", role="cyclecloud")
-NODES = nsg(name="nsg-nodes", role="cluster")
-OTHER = nsg(name="nsg-other", role=None)
+CC = nsg(name="nsg-cc", role="cyclecloud", attached=False)
+NODES = nsg(name="nsg-nodes", role="cluster", attached=False)
+OTHER = nsg(name="nsg-other", role=None, attached=False)
 
 
 def inventory() -> Inventory:

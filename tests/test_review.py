@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_allowlist_is_the_union_of_allow_portions() -> None:
     assert allow.describe() == "TCP/443"
     assert r.allowlist(Direction.INBOUND).is_empty
     for name in ("AllowAzureStorage", "AllowActiveDirectory", "AllowAzureMonitor", "AllowAzureRM"):
-        assert r.portion(REQ[name]).issubset(allow)
+        assert r.scoped_portion(REQ[name]).issubset(allow)
 
 
 def test_compliant_has_no_problems_and_every_requirement_is_satisfied() -> None:
@@ -109,7 +110,7 @@ def test_missing_names_the_rule_deciding_now() -> None:
         "AllowAzureStorage",
         "BlockOutbound",
     )
-    assert "decided now by 'BlockOutbound' (priority 4000)" in p.detail
+    assert "decided now by rule 'BlockOutbound' (priority 4000)" in p.detail
 
 
 def test_modified_names_the_rule_and_what_changed() -> None:
@@ -185,24 +186,29 @@ def network(
     return Inventory(nsgs=(cc, cluster), vnets=(vnet,), nics=(nic,))
 
 
-def test_flow_checks_per_role_and_direction() -> None:
+def test_legs_per_nsg_and_direction() -> None:
     cc = nsg(*BASELINE_RULES)
     cluster = nsg(name="nsg-nodes", role="cluster")
     inv = network(cc, cluster)
     net = Network(inv)
     cc_review = NsgReview(net, cc, net.roles(cc), BASELINE, CONTAINMENT)
     cluster_review = NsgReview(net, cluster, net.roles(cluster), BASELINE, CONTAINMENT)
-    assert {(c.requirement.name, c.direction) for c in cc_review.flow_checks} == {
-        ("amqp_5672", Direction.INBOUND),
-        ("https_9443", Direction.INBOUND),
+    # Each review sees every leg starting or ending in what it guards: both directions of both flows.
+    legs = {
+        (leg.requirement.name, leg.direction, leg.subnet_nsg.name if leg.subnet_nsg else None) for leg in cc_review.legs
     }
-    assert {(c.requirement.name, c.direction) for c in cluster_review.flow_checks} == {
-        ("amqp_5672", Direction.OUTBOUND),
-        ("https_9443", Direction.OUTBOUND),
+    assert legs == {
+        ("amqp_5672", Direction.INBOUND, "nsg-cyclecloud"),
+        ("https_9443", Direction.INBOUND, "nsg-cyclecloud"),
+        ("amqp_5672", Direction.OUTBOUND, "nsg-nodes"),
+        ("https_9443", Direction.OUTBOUND, "nsg-nodes"),
     }
-    check = next(c for c in cc_review.flow_checks if c.requirement.name == "https_9443")
-    assert [a.to_arm() for a in check.flows.sources] == ["10.20.2.0/24"]
-    assert [a.to_arm() for a in check.flows.destinations] == ["10.20.1.0/24"]
+    assert {(leg.requirement.name, leg.direction) for leg in cluster_review.legs} == {
+        (name, d) for name in ("amqp_5672", "https_9443") for d in Direction
+    }
+    leg = next(c for c in cc_review.legs if c.requirement.name == "https_9443" and c.direction is Direction.INBOUND)
+    assert [a.to_arm() for a in leg.flows.sources] == ["10.20.2.0/24"]
+    assert [a.to_arm() for a in leg.flows.destinations] == ["10.20.1.0/24"]
     assert cc_review.problems() == []
     assert cluster_review.problems() == []
 
@@ -236,3 +242,36 @@ def test_detached_and_missing_endpoint_problems() -> None:
     assert [(p.kind.value, p.requirement, p.subnet_id) for p in nodes_found] == [
         ("service_endpoint_missing", "Microsoft.Storage", SUBNET_NODES)
     ]
+
+
+# --------------------------------------------------------------------------- meaning in context
+
+
+def test_virtualnetwork_source_satisfies_a_star_source_requirement() -> None:
+    # Defect 4: no packet leaving a subnet of the VNet has a source outside VirtualNetwork, so
+    # "from VirtualNetwork" means the baseline's "from *" there: neither modified nor missing.
+    vnet_rules = tuple(replace(r, sources=(addr("VirtualNetwork"),)) for r in BASELINE_RULES)
+    assert problems(*vnet_rules) == set()
+
+
+def test_virtualnetwork_source_still_judged_on_what_it_matches() -> None:
+    # The same rule narrowed to port 80 under the baseline's name is still modified.
+    narrowed = replace(ARM, sources=(addr("VirtualNetwork"),), destination_ports=ports("80"))
+    assert ("modified_rule", "AllowAzureRM", "AllowAzureRM") in problems(STORAGE, AAD, MONITOR, narrowed, BLOCK)
+
+
+def test_shadowed_by_meaning_whatever_the_name() -> None:
+    # Defect 7: AllowAzureRM under another name, overridden by a higher-priority deny, is shadowed
+    # just as it is under its own name, with the same message.
+    deny = rule("DenyArm", 90, access="Deny", dst="AzureResourceManager", dport="443")
+    renamed = replace(ARM, name="PermitArm")
+    same = review(STORAGE, AAD, MONITOR, ARM, BLOCK, deny).problems()
+    other = review(STORAGE, AAD, MONITOR, renamed, BLOCK, deny).problems()
+    assert [(p.kind, p.requirement, p.rule.name if p.rule else None) for p in same] == [
+        (FindingKind.SHADOWED_RULE, "AllowAzureRM", "DenyArm")
+    ]
+    assert [(p.kind, p.requirement, p.rule.name if p.rule else None) for p in other] == [
+        (FindingKind.SHADOWED_RULE, "AllowAzureRM", "DenyArm")
+    ]
+    assert same[0].detail.startswith("rule 'DenyArm' (priority 90) overrides AllowAzureRM")
+    assert other[0].detail.startswith("rule 'DenyArm' (priority 90) overrides AllowAzureRM")

@@ -217,7 +217,13 @@ def test_a_deleted_vnet_forgets_its_subnets() -> None:
     source.set_subnet_nsg(CC_SUBNET, None)
     source.others = [d for d in source.others if d.get("id", "").lower() != VNET.lower()]
     report = sweep(source, state)
-    assert detached(report) == []
+    # The deleted subnets are forgotten; what is left is two tagged NSGs attached to nothing,
+    # each reported once as guarding nothing (no subnet named).
+    assert sorted(nsg.rsplit("/", 1)[-1] for nsg, subnet in detached(report) if subnet is None) == [
+        "nsg-cluster",
+        "nsg-cyclecloud",
+    ]
+    assert [subnet for _, subnet in detached(report) if subnet is not None] == []
     assert state.attached == {}
 
 

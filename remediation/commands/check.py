@@ -4,6 +4,9 @@ Reads the files (``-`` is stdin), merges them into one inventory, assesses
 it against the baseline and prints the findings, as a table for people or
 as one JSON object for pipelines. Exit 0 when there are no findings, 1 when
 there are, 2 on bad input or usage (``error: <file>: <problem>`` on stderr).
+What could not be judged (CycleCloud not located, no node subnet known, a
+VNet missing) is listed under the table ("Not judged:") and in the JSON's
+``notJudged``: exit 0 means "nothing wrong in what could be judged".
 
 Nothing here touches Azure: ``check`` is the pure core with file reading
 around it, so it never imports the SDK.
@@ -241,6 +244,7 @@ def _print_table(assessment: Assessment, inventory: Inventory, baseline: Baselin
             out.write(line(row, finding.severity.value) + "\n")
         out.write("\n")
     out.write(_summary(assessment, inventory, baseline) + "\n")
+    _print_not_judged(assessment, out, paint)
     _print_plans(assessment, out, paint)
 
 
@@ -261,6 +265,8 @@ def _summary(assessment: Assessment, inventory: Inventory, baseline: Baseline) -
     checked = f"{nsgs} managed NSG{'s' if nsgs != 1 else ''} checked against {baseline.name}"
     findings = assessment.findings
     if not findings:
+        if assessment.not_judged:
+            return f"No findings in what could be judged: {checked}; some required flows were not judged (below)."
         return f"No findings: {checked}."
     by_severity = Counter(f.severity for f in findings)
     counts = ", ".join(
@@ -273,6 +279,15 @@ def _summary(assessment: Assessment, inventory: Inventory, baseline: Baseline) -
         f"{len(findings)} finding{plural} ({counts}) on {affected} resource{'s' if affected != 1 else ''}; "
         f"{fixable} remediable by the plan below; {checked}."
     )
+
+
+def _print_not_judged(assessment: Assessment, out: TextIO, paint: Callable[[str, str], str]) -> None:
+    """What could not be judged, and why: exit 0 means "nothing wrong in what could be judged"."""
+    if not assessment.not_judged:
+        return
+    out.write("\n" + paint("Not judged:", _BOLD) + "\n")
+    for item in assessment.not_judged:
+        out.write(f"  {item.requirement}: {item.reason}\n")
 
 
 def _print_plans(assessment: Assessment, out: TextIO, paint: Callable[[str, str], str]) -> None:

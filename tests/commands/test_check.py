@@ -66,14 +66,13 @@ def check_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dic
     [
         COMPLIANT,
         [str(p) for p in sorted(AZ.glob("*.json"))],
-        [str(p) for p in sorted((FIXTURES / "shared").glob("*.json"))],
     ],
-    ids=["arm", "az", "shared-nsg"],
+    ids=["arm", "az"],
 )
 def test_compliant_network_exits_0_with_empty_json(capsys: pytest.CaptureFixture[str], files: list[str]) -> None:
     code, body = check_json(capsys, *files)
     assert code == 0
-    assert body == {"findings": [], "plans": []}
+    assert body == {"findings": [], "plans": [], "notJudged": []}
 
 
 @pytest.mark.parametrize(
@@ -95,7 +94,7 @@ def test_broken_variants_exit_1_with_the_finding(
 ) -> None:
     code, body = check_json(capsys, *network_with(BROKEN / broken))
     assert code == 1
-    assert set(body) == {"findings", "plans"}
+    assert set(body) == {"findings", "plans", "notJudged"}
     for finding in body["findings"]:
         assert set(finding) >= FINDING_KEYS
         assert finding["kind"] in KINDS
@@ -145,12 +144,28 @@ def test_role_override_checks_untagged_nsgs(capsys: pytest.CaptureFixture[str], 
     assert any(f["kind"] == "missing_rule" for f in body["findings"])
 
 
+def test_shared_nsg_without_a_tagged_nic_says_where_cyclecloud_is_unknown(capsys: pytest.CaptureFixture[str]) -> None:
+    # One NSG on every subnet and no NIC tagged as CycleCloud's: no guessed port_blocked, one
+    # medium finding saying how to tag the NIC, and the flows named as not judged (table and JSON).
+    files = [str(p) for p in sorted((FIXTURES / "shared").glob("*.json"))]
+    code, body = check_json(capsys, *files)
+    assert code == 1
+    assert [(f["kind"], f["severity"], f["remediable"]) for f in body["findings"]] == [
+        ("cyclecloud_location_unknown", "medium", False)
+    ]
+    assert [u["requirement"] for u in body["notJudged"]] == ["amqp_5672", "https_9443"]
+    code, out, _ = check(capsys, *files)
+    assert "Not judged:" in out
+    assert "amqp_5672: CycleCloud's location is unknown" in out
+
+
 def test_operator_baseline_and_lockdown_tag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     text = (ROOT / "remediation" / "baselines" / "cyclecloud.yaml").read_text()
     baseline = tmp_path / "mine.yaml"
     # An HTTPS proxy instead of service tags: the compliant NSG now lacks AllowHttpsProxy.
     text = text.replace("  https_proxy:\n    enabled: false", "  https_proxy:\n    enabled: true")
-    text = text.replace("    address: null            # the proxy's", '    address: "10.10.0.4"  # the proxy\'s')
+    # Outside the VNet (10.10.0.0/16): inside it, AllowVnetOutBound would already let the nodes reach it.
+    text = text.replace("    address: null            # the proxy's", '    address: "10.20.0.4"  # the proxy\'s')
     text = text.replace("    port: null ", "    port: 3128 ")
     baseline.write_text(text)
     code, body = check_json(capsys, "--baseline", str(baseline), *COMPLIANT)
@@ -163,7 +178,7 @@ def test_exact_service_tags(capsys: pytest.CaptureFixture[str]) -> None:
     assert tag_files
     args = [a for f in tag_files for a in ("--service-tags", f)]
     code, body = check_json(capsys, *args, *COMPLIANT)
-    assert (code, body) == (0, {"findings": [], "plans": []})
+    assert (code, body) == (0, {"findings": [], "plans": [], "notJudged": []})
     code, body = check_json(capsys, *args, *network_with(BROKEN / "nsg-cyclecloud-missing-storage.json"))
     assert code == 1
     assert [f["requirement"] for f in body["findings"]] == ["AllowAzureStorage"]

@@ -33,7 +33,8 @@ BASELINE = load_baseline()
 RG = "rg-cyclecloud"
 KEEP = {
     "routeTable": {"id": "/subscriptions/{sub}/resourceGroups/rg-net/providers/Microsoft.Network/routeTables/rt-hpc"},
-    "delegations": [{"name": "batch", "properties": {"serviceName": "Microsoft.Batch/batchAccounts"}}],
+    # (not a delegation: a delegated subnet holds no nodes, so it needs no Storage endpoint)
+    "natGateway": {"id": "/subscriptions/{sub}/resourceGroups/rg-net/providers/Microsoft.Network/natGateways/ng-hpc"},
     "privateEndpointNetworkPolicies": "Disabled",
     "privateLinkServiceNetworkPolicies": "Enabled",
 }

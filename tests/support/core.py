@@ -81,13 +81,21 @@ def rule(
     )
 
 
-def nsg(*rules: SecurityRule, name: str = "nsg-cyclecloud", role: str | None = "cyclecloud") -> NetworkSecurityGroup:
+def nsg(
+    *rules: SecurityRule, name: str = "nsg-cyclecloud", role: str | None = "cyclecloud", attached: bool = True
+) -> NetworkSecurityGroup:
+    """An NSG as ARM returns it; ``attached`` gives it a back-reference to a subnet of its own
+    name (outside any VNet of the test), as an NSG in use has: one attached to nothing is
+    reported as guarding nothing."""
     return NetworkSecurityGroup(
         id=f"{RG}/providers/Microsoft.Network/networkSecurityGroups/{name}",
         name=name,
         location="westeurope",
         tags={"cyclecloud-lockdown": role} if role else {},
         security_rules=tuple(rules),
+        subnet_ids=(f"{RG}/providers/Microsoft.Network/virtualNetworks/vnet-unread/subnets/{name}",)
+        if attached
+        else (),
     )
 
 
