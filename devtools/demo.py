@@ -1,9 +1,11 @@
 """``python -m remediation demo``: the whole product on a broken CycleCloud network, locally.
 
 Starts the ARM emulator (devtools/emulator) in this process with a locked-down
-CycleCloud network (a CycleCloud subnet and two cluster subnets, tagged NSGs),
-then a person breaks it the way people do: deletes AllowAzureStorage and adds a
-deny on 9443. The emulator's Event Grid events drive the Function app's own
+network shaped as CycleCloud Workspace for Slurm deploys it (one NSG tagged
+``cyclecloud,cluster`` on every subnet, the CycleCloud VM's NIC in
+``asg-cyclecloud`` and tagged ``cyclecloud-lockdown=cyclecloud``), then a person
+breaks it the way people do: deletes AllowAzureStorage, adds a deny on 9443 and
+takes CycleCloud's NIC out of ``asg-cyclecloud``. The emulator's Event Grid events drive the Function app's own
 ``on_nsg_change`` handler, which talks to the emulator through the real Azure
 SDK with its managed identity. The demo prints what was found, what was
 restored, what could not be (a person's rule is never deleted: it is alerted),
@@ -33,6 +35,9 @@ SUBSCRIPTION = "5b1d0c3e-0000-4000-8000-00000000de70"
 RESOURCE_GROUP = "rg-cyclecloud"
 LOCATION = "westeurope"
 TAG = "cyclecloud-lockdown"
+CCWS_NSG = "nsg-ccws"
+CCWS_NIC = "ccw-cyclecloud-vm-nic"
+CCWS_CYCLECLOUD_IP = "10.10.0.4"
 _FOREIGN_CREDENTIALS = (
     "AZURE_CLIENT_SECRET",
     "AZURE_CLIENT_CERTIFICATE_PATH",
@@ -68,20 +73,24 @@ def run(args: argparse.Namespace) -> int:
         from remediation.baseline_file import load_baseline  # noqa: PLC0415 - after the environment is set
 
         baseline = load_baseline()
-        em.seed(cyclecloud_network(SUBSCRIPTION, baseline))
+        em.seed(ccws_network(SUBSCRIPTION, baseline))
         out.heading(f"CycleCloud Lockdown Guard demo: ARM emulator at {em.endpoint}")
         out.line(f"subscription {SUBSCRIPTION}, resource group {RESOURCE_GROUP}, mode enforce")
 
         rt, recorder, preview = _runtime(baseline)
         handler = _handler(rt)
         before = _dry_run(rt)
-        out.heading("1. A locked-down CycleCloud network")
-        for name, role, subnets in (
-            ("nsg-cyclecloud", "cyclecloud", "cyclecloud 10.10.0.0/24"),
-            ("nsg-cluster", "cluster", "compute 10.10.1.0/24, hpc 10.10.2.0/24"),
-        ):
-            rules = [r["name"] for r in _nsg(em, name)["properties"]["securityRules"]]
-            out.line(f"{name} ({TAG}={role}) on subnets {subnets}: {', '.join(rules)}")
+        out.heading("1. A locked-down CycleCloud Workspace for Slurm network")
+        rules = [r["name"] for r in _nsg(em, CCWS_NSG)["properties"]["securityRules"]]
+        out.line(
+            f"{CCWS_NSG} ({TAG}=cyclecloud,cluster) on every subnet: cyclecloud 10.10.0.0/29, "
+            "hpc-anf-subnet 10.10.0.32/28 (delegated to NetApp), compute 10.10.1.0/24"
+        )
+        out.line(f"rules: {', '.join(rules)}", 2)
+        out.line(
+            f"CycleCloud VM's NIC {CCWS_NIC} ({CCWS_CYCLECLOUD_IP}, in asg-cyclecloud) tagged {TAG}=cyclecloud: "
+            "the guard judges compute -> 10.10.0.4 on 5672 and 9443, nothing between other subnets"
+        )
         out.line(f"initial check: {len(before.findings)} finding(s)")
 
         deliveries: list[dict[str, Any]] = []
@@ -94,12 +103,18 @@ def run(args: argparse.Namespace) -> int:
         em.set_event_subscriber(deliver)
         out.heading(f"2. {human.display_name} ({human.upn}) changes the network by hand")
         people = _human_client(em, HUMAN)
-        out.line("deletes rule AllowAzureStorage from nsg-cyclecloud")
-        people.security_rules.begin_delete(RESOURCE_GROUP, "nsg-cyclecloud", "AllowAzureStorage").result()
+        out.line(f"deletes rule AllowAzureStorage from {CCWS_NSG}")
+        people.security_rules.begin_delete(RESOURCE_GROUP, CCWS_NSG, "AllowAzureStorage").result()
         em.events.wait_idle(timeout=20)
-        out.line("adds rule DenyCycleCloud9443 to nsg-cluster (Deny TCP 9443 to the CycleCloud subnet, priority 200)")
+        out.line(f"adds rule DenyCycleCloud9443 to {CCWS_NSG} (Deny TCP 9443 to CycleCloud, outbound, priority 200)")
         people.security_rules.begin_create_or_update(
-            RESOURCE_GROUP, "nsg-cluster", "DenyCycleCloud9443", _deny_9443()
+            RESOURCE_GROUP, CCWS_NSG, "DenyCycleCloud9443", _deny_9443()
+        ).result()
+        em.events.wait_idle(timeout=20)
+        out.line(f"takes {CCWS_NIC} out of asg-cyclecloud (rules 320 and 460 no longer reach CycleCloud)")
+        nic = ccws_nic(_network_base(SUBSCRIPTION), _network_base(SUBSCRIPTION) + "/virtualNetworks/vnet-ccws", asgs=())
+        people.network_interfaces.begin_create_or_update(
+            RESOURCE_GROUP, CCWS_NIC, {k: v for k, v in nic.items() if k != "id"}
         ).result()
         em.events.wait_idle(timeout=20)
         people.close()
@@ -133,26 +148,30 @@ def run(args: argparse.Namespace) -> int:
         _print_alerts(out, preview.alerts)
 
         after = _dry_run(rt)
-        cc_rules = [r["name"] for r in _nsg(em, "nsg-cyclecloud")["properties"]["securityRules"]]
-        cluster_rules = [r["name"] for r in _nsg(em, "nsg-cluster")["properties"]["securityRules"]]
-        restored_ok = "AllowAzureStorage" in cc_rules
-        kept_ok = "DenyCycleCloud9443" in cluster_rules
+        ccws_rules = [r["name"] for r in _nsg(em, CCWS_NSG)["properties"]["securityRules"]]
+        restored_ok = "AllowAzureStorage" in ccws_rules
+        kept_ok = "DenyCycleCloud9443" in ccws_rules
+        amqp_ok = any(f.kind.value == "port_blocked" and f.requirement == "amqp_5672" for f in after.remaining)
         out.heading("5. End state")
-        out.line(f"nsg-cyclecloud: {', '.join(cc_rules)}")
-        out.line(f"nsg-cluster:    {', '.join(cluster_rules)}")
+        out.line(f"{CCWS_NSG}: {', '.join(ccws_rules)}")
         out.line(f"still wrong (needs a person): {len([f for f in after.remaining if not f.remediable])} finding(s)")
         for finding in after.remaining:
             out.line(f"  {finding.severity.value:<8} {finding.kind.value}: {finding.message}", 2)
         rt.close()
 
     elapsed = time.monotonic() - started
-    ok = restored_ok and kept_ok
+    ok = restored_ok and kept_ok and amqp_ok
     print(
         f"\n{'OK' if ok else 'FAILED'}: AllowAzureStorage {'restored' if restored_ok else 'NOT restored'}; "
         f"the person's DenyCycleCloud9443 {'kept and alerted' if kept_ok else 'was removed (wrong!)'}; "
+        f"CycleCloud's NIC out of asg-cyclecloud {'seen: amqp_5672 blocked' if amqp_ok else 'NOT seen'}; "
         f"{elapsed:.1f}s"
     )
     return 0 if ok else 1
+
+
+def _network_base(subscription_id: str, resource_group: str = RESOURCE_GROUP) -> str:
+    return f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/Microsoft.Network"
 
 
 # ---------------------------------------------------------------------- the network
@@ -225,21 +244,121 @@ def cyclecloud_network(
             "tags": {TAG: "cluster"},
             "properties": {"securityRules": cluster_rules},
         },
-        {
-            "id": vnet_id,
-            "location": LOCATION,
-            "properties": {
-                "addressSpace": {"addressPrefixes": ["10.10.0.0/16"]},
-                "subnets": [
-                    subnet("cyclecloud", "10.10.0.0/24", nsg_cc),
-                    subnet("compute", "10.10.1.0/24", nsg_cluster),
-                    subnet("hpc", "10.10.2.0/24", nsg_cluster),
-                ],
-            },
-        },
+        _vnet(
+            vnet_id,
+            subnet("cyclecloud", "10.10.0.0/24", nsg_cc),
+            subnet("compute", "10.10.1.0/24", nsg_cluster),
+            subnet("hpc", "10.10.2.0/24", nsg_cluster),
+        ),
         nic("cyclecloud-vm-nic", "cyclecloud", "10.10.0.4"),
         nic("compute-node-1-nic", "compute", "10.10.1.4"),
     ]
+
+
+def ccws_network(
+    subscription_id: str, baseline: Baseline, *, resource_group: str = RESOURCE_GROUP
+) -> list[dict[str, Any]]:
+    """A locked-down network shaped as CycleCloud Workspace for Slurm deploys it.
+
+    One NSG (tagged ``cyclecloud,cluster``) on every subnet, VNet-wide denies at
+    3100 with the compute subnet allowed to ``asg-cyclecloud`` on 5672/9443 ahead
+    of them (rules 320 out, 460 in), a NetApp-delegated subnet, and the
+    CycleCloud VM's NIC in ``asg-cyclecloud``, tagged ``cyclecloud-lockdown=cyclecloud``
+    so the guard knows which host is CycleCloud. The NSG also holds the
+    baseline's rules, so it starts compliant. (The ASG itself is only referenced:
+    the emulator serves NSGs, VNets and NICs.)
+    """
+    base = _network_base(subscription_id, resource_group)
+    vnet_id = f"{base}/virtualNetworks/vnet-ccws"
+    nsg_id = f"{base}/networkSecurityGroups/{CCWS_NSG}"
+    asg_cc = f"{base}/applicationSecurityGroups/asg-cyclecloud"
+    rules = [r.rule.to_arm() for r in baseline.rules_for(frozenset({Role.CYCLECLOUD, Role.CLUSTER}))]
+
+    def ccws_rule(name: str, priority: int, direction: str, access: str, **sides: Any) -> dict[str, Any]:
+        props: dict[str, Any] = {
+            "protocol": "Tcp" if access == "Allow" else "*",
+            "access": access,
+            "priority": priority,
+            "direction": direction,
+            "sourcePortRange": "*",
+        }
+        props.update(sides)
+        return {"name": name, "properties": props}
+
+    cyclecloud_ports = {"destinationPortRanges": ["5672", "9443"]}
+    to_cyclecloud = {"destinationApplicationSecurityGroups": [{"id": asg_cc}]}
+    vnet_wide = {"sourceAddressPrefix": "VirtualNetwork", "destinationAddressPrefix": "VirtualNetwork"}
+    rules += [
+        ccws_rule(
+            "AllowComputeCycleClientIn",
+            320,
+            "Outbound",
+            "Allow",
+            sourceAddressPrefix="10.10.1.0/24",
+            **to_cyclecloud,
+            **cyclecloud_ports,
+        ),
+        ccws_rule(
+            "AllowCycleClientComputeIn",
+            460,
+            "Inbound",
+            "Allow",
+            sourceAddressPrefix="10.10.1.0/24",
+            **to_cyclecloud,
+            **cyclecloud_ports,
+        ),
+        ccws_rule("DenyVnetOutbound", 3100, "Outbound", "Deny", destinationPortRange="*", **vnet_wide),
+        ccws_rule("DenyVnetInbound", 3100, "Inbound", "Deny", destinationPortRange="*", **vnet_wide),
+    ]
+
+    def subnet(name: str, prefix: str, *, delegation: str | None = None) -> dict[str, Any]:
+        props: dict[str, Any] = {"addressPrefix": prefix, "networkSecurityGroup": {"id": nsg_id}}
+        if delegation:
+            props["delegations"] = [{"name": "netapp", "properties": {"serviceName": delegation}}]
+        else:
+            props["serviceEndpoints"] = [{"service": "Microsoft.Storage", "locations": [LOCATION]}]
+        return {"name": name, "properties": props}
+
+    return [
+        {
+            "id": nsg_id,
+            "location": LOCATION,
+            "tags": {TAG: "cyclecloud,cluster"},
+            "properties": {"securityRules": rules},
+        },
+        _vnet(
+            vnet_id,
+            subnet("cyclecloud", "10.10.0.0/29"),
+            subnet("hpc-anf-subnet", "10.10.0.32/28", delegation="Microsoft.Netapp/volumes"),
+            subnet("compute", "10.10.1.0/24"),
+        ),
+        ccws_nic(base, vnet_id, asgs=(asg_cc,)),
+    ]
+
+
+def _vnet(vnet_id: str, *subnets: dict[str, Any]) -> dict[str, Any]:
+    """The demo VNet, 10.10.0.0/16, with ``subnets`` inline."""
+    return {
+        "id": vnet_id,
+        "location": LOCATION,
+        "properties": {"addressSpace": {"addressPrefixes": ["10.10.0.0/16"]}, "subnets": list(subnets)},
+    }
+
+
+def ccws_nic(base: str, vnet_id: str, *, asgs: Sequence[str], tagged: bool = True) -> dict[str, Any]:
+    """The CycleCloud VM's NIC (10.10.0.4), in ``asgs``, tagged as CycleCloud's when ``tagged``."""
+    config: dict[str, Any] = {
+        "privateIPAddress": CCWS_CYCLECLOUD_IP,
+        "privateIPAllocationMethod": "Static",
+        "subnet": {"id": f"{vnet_id}/subnets/cyclecloud"},
+        "applicationSecurityGroups": [{"id": a} for a in asgs],
+    }
+    return {
+        "id": f"{base}/networkInterfaces/{CCWS_NIC}",
+        "location": LOCATION,
+        "tags": {TAG: "cyclecloud"} if tagged else {},
+        "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": config}]},
+    }
 
 
 def _deny_9443() -> dict[str, Any]:
@@ -250,7 +369,7 @@ def _deny_9443() -> dict[str, Any]:
             "priority": 200,
             "direction": "Outbound",
             "sourceAddressPrefix": "*",
-            "destinationAddressPrefix": "10.10.0.0/24",
+            "destinationAddressPrefix": "10.10.0.0/29",
             "sourcePortRange": "*",
             "destinationPortRange": "9443",
             "description": "temporary: testing without the CycleCloud web UI",

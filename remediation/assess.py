@@ -305,6 +305,7 @@ def _finding(problem: Problem, remediable: bool, review: NsgReview) -> Finding:
         reason="" if remediable else _reason(problem, review),
         subnet=problem.subnet_id,
         default_rule=problem.rule is not None and problem.rule.is_default,
+        source=problem.source,
     )
 
 

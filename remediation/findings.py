@@ -79,12 +79,14 @@ class Finding:
     #: ``rule`` is one of Azure's default rules, not a person's rule of the same name
     #: (CycleCloud Workspace for Slurm and az-hop both add their own AllowInternetOutBound).
     default_rule: bool = False
+    #: For ``port_blocked``: where the blocked flow starts (a node subnet, or a client host's NIC).
+    source: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
-        """What makes two findings "the same problem": kind, requirement, NSG, rule, subnet."""
+        """What makes two findings "the same problem": kind, requirement, NSG, rule, subnet (and source)."""
         rule = (self.rule or "") + (DEFAULT_RULE_MARK if self.default_rule else "")
-        return (self.kind.value, self.requirement, self.nsg.lower(), rule, (self.subnet or "").lower())
+        return (self.kind.value, self.requirement, self.nsg.lower(), rule, where_key(self.subnet, self.source))
 
     @property
     def unmet(self) -> tuple[str, ...]:
@@ -112,7 +114,15 @@ class Finding:
             body["subnet"] = self.subnet
         if self.default_rule:
             body["defaultRule"] = True
+        if self.source:
+            body["source"] = self.source
         return body
+
+
+def where_key(subnet: str | None, source: str | None) -> str:
+    """The subnet part of a finding's key, with the flow's source when there is one."""
+    where = (subnet or "").lower()
+    return f"{where}|{source}" if source else where
 
 
 #: Kinds about one baseline rule requirement: missing, drifted or overridden are one unmet requirement.
@@ -132,7 +142,7 @@ def unmet_key(
     if kind in REQUIREMENT_KINDS:
         return ("rule", requirement.lower(), nsg.lower(), (subnet or "").lower())
     if kind is FindingKind.PORT_BLOCKED:
-        return (kind.value, requirement, nsg.lower(), (subnet or "").lower())
+        return (kind.value, requirement, nsg.lower(), key[4])
     return key
 
 

@@ -37,12 +37,15 @@ from remediation.baseline import Baseline, FlowEndpoint, FlowRequirement, Role, 
 from remediation.errors import InputError
 from remediation.evaluate import Flows
 from remediation.model import (
+    Access,
     Address,
+    Asg,
     Direction,
     IPNetwork,
     NetworkInterface,
     NetworkSecurityGroup,
     Prefix,
+    Protocol,
     Subnet,
 )
 from remediation.network import Network
@@ -287,16 +290,56 @@ class _Builder:
                     f"{self.baseline.lockdown_tag}=cluster (other than CycleCloud's own, or a delegated one) is in the input",
                 )
                 return []
-            ends = []
-            for subnet in nodes:
-                if not subnet.address_prefixes:
-                    self._note(
-                        req, f"the addresses of node subnet {subnet.name!r} are unknown (its VNet is not in the input)"
-                    )
-                    continue
-                ends.append(self._subnet(subnet, "node subnet"))
-            return ends
+            return self._node_ends(req, nodes, cyclecloud)
         return [self._address(a, side) for a in end.addresses]
+
+    def _node_ends(self, req: FlowRequirement, nodes: list[Subnet], cyclecloud: tuple[Endpoint, ...]) -> list[Endpoint]:
+        """Where the nodes are: each node subnet, or, where a deployment sorts hosts into ASGs,
+        the hosts in a CycleCloud client ASG.
+
+        An ASG named as the source of an allow rule for the flow's ports marks CycleCloud's
+        clients (``asg-cyclecloud-client``). In a subnet whose known NICs sit in ASGs, membership
+        decides who is a node: its client hosts must reach CycleCloud, its other addresses need
+        not (az-hop's deployer, an AD server). A subnet whose NICs are in no ASG (nodes CycleCloud
+        creates) is all nodes. Client hosts in a cluster NSG's other subnets (az-hop's scheduler,
+        beside CycleCloud) count too, CycleCloud's own NIC never.
+        """
+        clients = self._client_asgs(req)
+        cc_nics = {nic.key for e in cyclecloud for nic in e.nics if e.host}
+        ends: list[Endpoint] = []
+        node_keys = {s.key for s in nodes}
+        guarded = {s.key: s for s in self.network.subnets_with_role(Role.CLUSTER) if not is_service_subnet(s)}
+        for subnet in guarded.values():
+            nics = [n for n in self.network.nics_in(subnet) if n.key not in cc_nics]
+            for nic in nics:
+                if clients & {a.lower() for a in nic.asg_ids} and nic.private_ips:
+                    ends.append(self._client(nic, subnet))
+            if subnet.key not in node_keys or any(n.asg_ids for n in nics):
+                continue
+            if not subnet.address_prefixes:
+                self._note(
+                    req, f"the addresses of node subnet {subnet.name!r} are unknown (its VNet is not in the input)"
+                )
+                continue
+            ends.append(self._subnet(subnet, "node subnet"))
+        return ends
+
+    def _client_asgs(self, req: FlowRequirement) -> set[str]:
+        """ASGs some allow rule lets reach the flow's ports: where a deployment puts CycleCloud's clients."""
+        found: set[str] = set()
+        for nsg in self.network.nsgs.values():
+            for rule in nsg.security_rules:
+                if rule.access is not Access.ALLOW or rule.protocol not in (req.protocol, Protocol.ANY):
+                    continue
+                if not any(p.low <= w.high and w.low <= p.high for p in rule.destination_ports for w in req.ports):
+                    continue
+                found.update(a.key for a in rule.sources if isinstance(a, Asg))
+        return found
+
+    def _client(self, nic: NetworkInterface, subnet: Subnet) -> Endpoint:
+        addresses = tuple(Prefix(ipaddress.ip_network(ip)) for ip in nic.private_ips)
+        ips = ", ".join(str(ip) for ip in nic.private_ips)
+        return Endpoint(f"NIC {nic.name!r} ({ips}) in subnet {subnet.name!r}", addresses, subnet, (nic,), True)
 
     def _unlocated_reason(self) -> str:
         tag = self.baseline.lockdown_tag

@@ -24,7 +24,7 @@ from remediation.evaluate import (
     evaluate_rules,
     restrict,
 )
-from remediation.findings import DEFAULT_RULE_MARK, FindingKind
+from remediation.findings import DEFAULT_RULE_MARK, FindingKind, where_key
 from remediation.model import (
     Access,
     Address,
@@ -55,6 +55,7 @@ class Problem:
     rule: SecurityRule | None
     detail: str
     subnet_id: str | None = None
+    source: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
@@ -63,7 +64,7 @@ class Problem:
             self.requirement,
             self.nsg_id.lower(),
             (self.rule.name.lower() + (DEFAULT_RULE_MARK if self.rule.is_default else "")) if self.rule else "",
-            (self.subnet_id or "").lower(),
+            where_key(self.subnet_id, self.source),
         )
 
 
@@ -410,6 +411,7 @@ class NsgReview:
                     f"{name}: {verdict.denied.describe()} from {leg.source.label} to {leg.destination.label} "
                     f"is denied {leg.direction.value.lower()} by {_rule_label(rule)} {level}",
                     leg.source.subnet.id if leg.source.subnet is not None else None,
+                    leg.source.label,
                 )
             )
         return found

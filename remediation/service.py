@@ -28,6 +28,7 @@ from remediation.errors import ConflictError, InputError, ScopeError, TransientE
 from remediation.events import OwnIdentity, ResourceEvent, affected_ids, caller, is_own_write, is_relevant
 from remediation.findings import Finding, FindingKind, severity_for
 from remediation.model import Inventory, NetworkSecurityGroup
+from remediation.network import Network
 from remediation.plan import RemediationPlan
 from remediation.ports import (
     AuditRecord,
@@ -42,6 +43,7 @@ from remediation.ports import (
     WriteResult,
 )
 from remediation.reports import EventOutcome, NsgOutcome, ReconcileReport
+from remediation.required_flows import required_flows
 from remediation.resource_id import SUBNET, ResourceId
 from remediation.scope import Scope, parse_scope
 from remediation.settings import Settings
@@ -439,9 +441,31 @@ def _targets(
 
     attached = {s.nsg_id.lower() for s in inventory.subnets if s.nsg_id and touched(s.id)}
     attached |= {n.nsg_id.lower() for n in inventory.nics if n.nsg_id and touched(n.id)}
+    attached |= _flow_nsgs_of_nics(inventory, baseline, {n.key for n in inventory.nics if touched(n.id)})
     return [
         n for n in managed if n.key in keys or n.key in attached or any(touched(i) for i in n.subnet_ids + n.nic_ids)
     ]
+
+
+def _flow_nsgs_of_nics(inventory: Inventory, baseline: Baseline, nic_keys: set[str]) -> set[str]:
+    """The NSGs whose verdicts a NIC's change can move: its subnet's, and every NSG on a required
+    flow to or from it (CycleCloud's NIC: its tag, ASG memberships and IPs decide the flows)."""
+    if not nic_keys:
+        return set()
+    subnet_nsgs = {s.key: s.nsg_id.lower() for s in inventory.subnets if s.nsg_id}
+    found = {
+        subnet_nsgs[s.lower()]
+        for n in inventory.nics
+        if n.key in nic_keys
+        for s in n.subnet_ids
+        if s.lower() in subnet_nsgs
+    }
+    for leg in required_flows(Network(inventory, baseline.lockdown_tag), baseline).legs:
+        ends = (leg.source, leg.destination)
+        if any(nic.key in nic_keys for end in ends for nic in end.nics):
+            found |= {n.key for n in (leg.subnet_nsg, leg.nic_nsg) if n is not None}
+            found |= {end.subnet.nsg_id.lower() for end in ends if end.subnet is not None and end.subnet.nsg_id}
+    return found
 
 
 def _finding_in(finding: Finding, targets: set[str], scope: Scope, affected: Collection[str] | None) -> bool:

@@ -7,15 +7,16 @@ depends on:
 - the VNet(s) of the subnets involved, and the NSGs on that VNet's subnets (the end-to-end
   node-to-CycleCloud check needs both ends, and a VNet's subnets are its cluster and CycleCloud
   subnets);
-- the NICs that matter in those VNets (those with an NSG of their own) and their NSGs;
+- the NICs that matter in those VNets (those with an NSG of their own or ASG memberships) and
+  their NSGs;
 - what locates CycleCloud: its tagged NIC(s) (``<LOCKDOWN_TAG>=cyclecloud``) and the NSGs with
   the cyclecloud role, with their VNets and NSGs.
 
 Only the named resources are read; the rest comes from the :class:`~remediation.ports.TopologyCache`
 (the sweep rebuilds it; every event stores what it re-read), and is read from ARM only when the
 cache does not hold it. So an event's requests do not grow with the subscription: one GET of the
-NSG for a rule change, then the write. A NIC that carries no NSG, is not CycleCloud's and did
-not before, changes no verdict: its event costs the one GET that shows it.
+NSG for a rule change, then the write. A NIC that carries no NSG, is in no ASG, is not
+CycleCloud's and did not before, changes no verdict: its event costs the one GET that shows it.
 
 Many NIC events of one resource group in one batch (a cluster scaling up) are read with one
 listing of the group's NICs instead of a GET each.
@@ -308,11 +309,14 @@ class NeighbourhoodReader:
         return CachedResource(vnet.id, "vnet", str(raw.get("etag") or ""), raw, vnet_id=vnet.id)
 
     def cached_nic(self, raw: dict[str, Any]) -> CachedResource | None:
-        """A NIC worth keeping (an NSG of its own, or CycleCloud's tag), else None."""
+        """A NIC worth keeping (an NSG of its own, ASG memberships, or CycleCloud's tag), else None.
+
+        ASG memberships decide ASG rules and which hosts are CycleCloud's clients.
+        """
         nic = _nic(raw)
         tags = raw.get("tags") if isinstance(raw.get("tags"), dict) else {}
         cyclecloud = Role.CYCLECLOUD in roles_of({str(k): str(v) for k, v in (tags or {}).items()}, self._tag)
-        if not nic.nsg_id and not cyclecloud:
+        if not nic.nsg_id and not cyclecloud and not nic.asg_ids:
             return None
         vnet_id = next((vnet_of(s) for s in nic.subnet_ids if vnet_of(s)), "")
         return CachedResource(nic.id, "nic", str(raw.get("etag") or ""), raw, vnet_id=vnet_id, cyclecloud=cyclecloud)
