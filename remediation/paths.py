@@ -45,6 +45,7 @@ from remediation.firewall import (
 )
 from remediation.model import IPNetwork, Subnet
 from remediation.network import Network
+from remediation.required_flows import required_flows
 from remediation.routes import Destination, Hop, NextHopType, RouteTable, SubnetRoutes, routes_by_subnet, system_routes
 
 __all__ = ["NEVER_WRITTEN", "PathInventory", "PathReport", "PathVerdict", "judge_paths", "merge_paths"]
@@ -162,13 +163,17 @@ class _Judge:
         for requirement in self.baseline.firewall_fqdns:
             for subnet in self._subnets(requirement.roles):
                 self._name(requirement, subnet)
-        for flow in self.baseline.flows:
-            if flow.source.role is None or flow.destination.role is None:
+        # The same node -> CycleCloud pairs the NSG review judges (required_flows.py): from each
+        # node subnet to CycleCloud's host, never between the subnets of one shared NSG.
+        pairs: dict[tuple[str, str, str], tuple[FlowRequirement, Subnet, tuple[IPNetwork, ...]]] = {}
+        for leg in required_flows(self.network, self.baseline).legs:
+            flow, source = leg.requirement, leg.source.subnet
+            if flow.source.role is None or flow.destination.role is None or source is None:
                 continue  # flows to literal addresses are the NSG review's
-            for source in self.network.subnets_with_role(flow.source.role):
-                for target in self.network.subnets_with_role(flow.destination.role):
-                    if source.key != target.key:
-                        self._flow(flow, source, target)
+            known = self.network.subnets.get(source.key, source)
+            pairs.setdefault((flow.name, source.key, leg.destination.label), (flow, known, leg.destination.networks()))
+        for flow, source, targets in pairs.values():
+            self._flow(flow, source, targets)
         return PathReport(tuple(self.verdicts), tuple(self.findings.values()))
 
     # ------------------------------------------------------------------ topology
@@ -235,12 +240,12 @@ class _Judge:
 
     # ------------------------------------------------------------------ flows between subnets (node -> CycleCloud)
 
-    def _flow(self, flow: FlowRequirement, source: Subnet, target: Subnet) -> None:
+    def _flow(self, flow: FlowRequirement, source: Subnet, targets: tuple[IPNetwork, ...]) -> None:
         routes = self._routes(source)
         if routes is None:
             return
         ports = sorted({p for r in flow.ports for p in (r.low, r.high)})
-        for prefix in target.address_prefixes:
+        for prefix in targets:
             for hop in routes.lookup(Destination(network=prefix)):
                 network = hop.destination.network
                 label = f"{flow.name} ({flow.protocol.value.upper()} {','.join(map(str, ports))}) to {network}"

@@ -143,10 +143,14 @@ class RequiredFlows:
         # Indexed once: a sweep asks for the legs of thousands of NSGs.
         index: dict[str, dict[int, Leg]] = {}
         for leg in self.legs:
+            # The NSGs on the leg, and those guarding either end (its subnet's; a host's NIC's):
+            # a leg through NSGs nobody manages (a ReturnProxy's subnet) is still judged.
             keys = {n.key for n in (leg.subnet_nsg, leg.nic_nsg) if n is not None}
-            keys |= {
-                end.subnet.nsg_id.lower() for end in (leg.source, leg.destination) if end.subnet and end.subnet.nsg_id
-            }
+            for end in (leg.source, leg.destination):
+                if end.subnet is not None and end.subnet.nsg_id:
+                    keys.add(end.subnet.nsg_id.lower())
+                if end.host:
+                    keys.update(nic.nsg_id.lower() for nic in end.nics if nic.nsg_id)
             for key in keys:
                 index.setdefault(key, {})[id(leg)] = leg
         object.__setattr__(self, "_by_nsg", {k: tuple(v.values()) for k, v in index.items()})

@@ -144,3 +144,20 @@ def test_the_table_shows_the_paths(capsys: pytest.CaptureFixture[str]) -> None:
     assert "firewall_blocked" in out
     assert "Paths beyond the NSGs:" in out
     assert "blocked   cyclecloud: HTTPS to management.azure.com is denied by firewall wth-afw-hub01" in out
+
+
+def test_flows_beyond_the_nsgs_run_from_node_subnets_to_cyclecloud_only() -> None:
+    # Issue 10 on a CycleCloud Workspace for Slurm network (one NSG on every subnet): the path
+    # beyond the NSGs is judged for compute -> CycleCloud's NIC (10.0.0.4), not between the
+    # shared NSG's subnets (cyclecloud, the NetApp-delegated one).
+    from remediation.baseline_file import load_baseline
+    from remediation.network import Network
+    from remediation.paths import PathInventory, judge_paths
+    from tests.support.networks import ccws
+
+    baseline = load_baseline()
+    report = judge_paths(Network(ccws(), baseline.lockdown_tag), PathInventory(), baseline)
+    flows = {
+        (v.requirement, v.subnet.rsplit("/", 1)[-1], v.destination) for v in report.verdicts if "_" in v.requirement
+    }
+    assert flows == {("amqp_5672", "compute", "10.0.0.4/32"), ("https_9443", "compute", "10.0.0.4/32")}

@@ -11,13 +11,16 @@ import ipaddress
 from dataclasses import replace
 
 from remediation.assess import Assessment, assess
+from remediation.baseline import Baseline, FlowEndpoint, FlowRequirement, Role
 from remediation.findings import FindingKind
-from remediation.model import Direction, Inventory, Prefix, SecurityRule
+from remediation.model import Direction, Inventory, NetworkSecurityGroup, PortRange, Prefix, Protocol, SecurityRule
 from remediation.network import Network
 from remediation.required_flows import LocatedBy, required_flows
 from tests.support.core import BASELINE_RULES, cyclecloud_baseline, nsg, rule
 from tests.support.networks import (
     ARM_SUBNET_CC,
+    ARM_SUBNET_OTHER,
+    NET,
     NIC_NSG,
     SHARED,
     SUBNET_ANF,
@@ -29,6 +32,7 @@ from tests.support.networks import (
 )
 
 BASELINE = cyclecloud_baseline()
+USER_NSG = f"{NET}/networkSecurityGroups/nsg-user"
 FLOWS_ONLY = replace(BASELINE, rules=(), service_endpoints=())
 
 
@@ -202,3 +206,55 @@ def test_required_flows_touch_only_nsgs_on_their_path() -> None:
         (None, "cyclecloud-nsg")
     }
     assert all(leg.destination.subnet and leg.destination.subnet.id == ARM_SUBNET_CC for leg in inbound)
+
+
+# --------------------------------------------------------------------------- address flows, both ways
+
+
+def _return_proxy(address: str) -> Baseline:
+    """The baseline with the ReturnProxy option: CycleCloud -> ``address`` on SSH instead of the node flows."""
+    ssh = FlowRequirement(
+        "return_proxy_ssh",
+        Protocol.TCP,
+        (PortRange(22, 22),),
+        FlowEndpoint(role=Role.CYCLECLOUD),
+        FlowEndpoint(addresses=(Prefix(ipaddress.ip_network(address), address),)),
+    )
+    return replace(BASELINE, flows=(ssh,))
+
+
+def _with_user_nsg(inventory: Inventory, *rules: SecurityRule) -> Inventory:
+    """An untagged NSG on the user subnet (10.1.2.0/24), where the ReturnProxy VM lives."""
+    user_nsg = NetworkSecurityGroup(id=USER_NSG, name="nsg-user", security_rules=rules)
+    vnets = tuple(
+        replace(v, subnets=tuple(replace(s, nsg_id=USER_NSG) if s.id == ARM_SUBNET_OTHER else s for s in v.subnets))
+        for v in inventory.vnets
+    )
+    return replace(inventory, nsgs=(*inventory.nsgs, user_nsg), vnets=vnets)
+
+
+def test_address_flow_is_checked_inbound_at_the_address_too() -> None:
+    # Defect 5: a flow to {addresses} skipped the inbound check. The ReturnProxy 10.1.2.10 sits in
+    # the user subnet, whose (untagged) NSG denies SSH from CycleCloud's 10.1.0.4: blocked inbound.
+    deny = rule("DenySsh", 200, direction="Inbound", access="Deny", src="10.1.0.0/24", dport="22")
+    result = assess(_with_user_nsg(nic_level(), deny), _return_proxy("10.1.2.10"))
+    assert blocked(result) == {("return_proxy_ssh", "nsg-user", "DenySsh", "cycle")}
+    assert "denied inbound" in result.findings[0].message
+
+
+def test_address_flow_is_checked_outbound_from_cyclecloud() -> None:
+    deny = rule("NoSshOut", 200, access="Deny", dst="10.1.2.0/24", dport="22")
+    result = assess(nic_level(nic_rules=(deny,)), _return_proxy("10.1.2.10"))
+    assert blocked(result) == {("return_proxy_ssh", "cyclecloud-nsg", "NoSshOut", "cycle")}
+    assert "at the NIC level" in result.findings[0].message
+
+
+def test_address_outside_the_input_is_said_not_judged_inbound() -> None:
+    # 192.168.7.7 is in no subnet of the input: its inbound side is not judged (said so). Outbound,
+    # it is neither VirtualNetwork nor Internet, so CycleCloud's NIC NSG drops it by DenyAllOutBound.
+    result = assess(nic_level(), _return_proxy("192.168.7.7"))
+    assert [(f.requirement, f.rule, f.default_rule) for f in result.findings] == [
+        ("return_proxy_ssh", "DenyAllOutBound", True)
+    ]
+    assert [u.requirement for u in result.not_judged] == ["return_proxy_ssh"]
+    assert "no subnet or NIC in the input holds" in result.not_judged[0].reason

@@ -254,7 +254,7 @@ def _row(finding: Finding) -> tuple[str, ...]:
         finding.kind.value,
         _short(finding.nsg),
         finding.requirement,
-        finding.rule or "-",
+        (finding.rule or "-") + (" (default)" if finding.default_rule else ""),
         "yes" if finding.remediable else "no",
         finding.message,
     )

@@ -380,3 +380,12 @@ def test_real_subprocess_json_and_exit_code() -> None:
     body = json.loads(result.stdout)
     assert any(f["kind"] == "lockdown_breach" and f["rule"] == "AllowAnyOut" for f in body["findings"])
     assert "azure" not in result.stderr.lower()
+
+
+def test_a_default_rule_is_told_apart_from_a_persons_rule_of_its_name(capsys: pytest.CaptureFixture[str]) -> None:
+    # CycleCloud Workspace for Slurm adds its own AllowInternetOutBound (3000) beside the default one.
+    code, out, _ = check(capsys, str(FIXTURES / "real" / "ccws-asg" / "as-deployed.json"))
+    assert code == 1
+    rows = [line for line in out.splitlines() if line.startswith("critical  lockdown_breach")]
+    assert len(rows) == 2
+    assert sum("AllowInternetOutBound (default)" in row for row in rows) == 1
