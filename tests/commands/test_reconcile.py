@@ -114,9 +114,11 @@ def test_demo_runs_in_well_under_a_minute() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert time.monotonic() - started < 60
     out = done.stdout
-    assert "restored AllowAzureStorage on nsg-cyclecloud" in out
+    assert "restored AllowAzureStorage on nsg-ccws" in out
     assert "NOT restored" in out
     assert "DenyCycleCloud9443" in out
+    # CycleCloud's NIC taken out of asg-cyclecloud: its event is judged (rule 320 no longer reaches it).
+    assert "amqp_5672: TCP/5672 from node subnet 'compute' to CycleCloud (NIC 'ccw-cyclecloud-vm-nic'" in out
     assert "Teams card" in out
     assert "Email: [CycleCloud Lockdown Guard] CRITICAL" in out
     assert out.rstrip().splitlines()[-1].startswith("OK:")
