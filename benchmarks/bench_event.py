@@ -1,20 +1,24 @@
-"""Benchmark: the Event Grid handler's own time per event, beyond its ARM round trips.
+"""Benchmark: what one Event Grid event costs (ARM requests, handler time) as the subscription grows.
 
-    .venv/bin/python benchmarks/bench_event.py [--full] [--events N] [--nsgs N]
+    .venv/bin/python benchmarks/bench_event.py [--full] [--events N] [--sizes 10,100]
 
-CI-sized by default (30 events per case, the demo network); ``--full`` sends 100 per case.
+CI-sized by default (30 events per case at 10 and 100 managed NSGs); ``--full`` sends 100 per case
+at 10, 100, 1,000 and 5,000.
 
-The ARM emulator runs in a child process with the demo's CycleCloud network (plus ``--nsgs`` more
-managed NSGs, to see how a bigger subscription weighs on each event). The Function app's own
-``on_nsg_change`` is called with ``azure.functions.EventGridEvent`` objects, as the host calls it,
-in two cases: a person's harmless change (the handler re-reads and finds nothing to do) and a
+The ARM emulator runs in a child process with the demo's CycleCloud network plus the benchmark's
+managed NSGs (20 subnets to a VNet) up to the size asked for. A sweep runs first, as the timer
+would, and builds the topology cache. Then the Function app's own ``on_nsg_change`` is called with
+``azure.functions.EventGridEvent`` objects, as the host calls it, in two cases: a person's
+harmless change to the CycleCloud NSG (the handler re-reads it and finds nothing to do) and a
 person deleting AllowAzureStorage (the handler restores it: one PUT and its poll). Every HTTP
-request the handler's ARM client sends is timed at the transport, so
+request the handler's ARM client sends is counted and timed at the transport, so
 
     own time = handler wall time - time inside ARM round trips
 
 is what the product itself costs per event (parsing, assessing, planning, alerts policy, state);
 the waits ARM asks for while an operation runs (Retry-After between polls) count as ARM time.
+The targets (issue 12): the requests per event do not grow with the subscription, and the wall
+time at 5,000 NSGs is at most twice the time at 10.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from benchmarks.bench_sweep import runtime  # noqa: E402
 from devtools.functions_host import user_function  # noqa: E402
 from remediation.azure.arm import ArmNetwork, ArmOptions  # noqa: E402
 from remediation.settings import Settings  # noqa: E402
+from remediation.state import InMemoryTopologyCache  # noqa: E402
 
 SUB = "00000000-0000-0000-0000-00000000b5e1"
 RG = "rg-cyclecloud"
@@ -154,10 +159,17 @@ def run(events: int, extra_nsgs: int) -> dict[str, Any]:
         transport = TimingTransport(connection_verify=info["ca_bundle"])
         base = runtime()
         arm = ArmNetwork.from_settings(
-            Settings.from_env(), options=ArmOptions(polling_interval=0.05), transport=transport
+            Settings.from_env(),
+            options=ArmOptions(polling_interval=0.05),
+            transport=transport,
+            topology=InMemoryTopologyCache(),
         )
         rt = replace(base, source=arm, writer=arm, close=arm.close)
         function_app.runtime.use(rt)
+        started = time.perf_counter()
+        rt.reconcile(None, trigger="sweep")  # as the timer does: builds the topology cache
+        sweep_s = time.perf_counter() - started
+        sweep_requests = transport.take()[1]
         handler = user_function(function_app.app, "on_nsg_change")
         people = NetworkManagementClient(
             _Token(info["human_token"]),
@@ -168,7 +180,12 @@ def run(events: int, extra_nsgs: int) -> dict[str, Any]:
             polling_interval=0.05,
         )
         rule = f"{NSG}/securityRules/AllowAzureStorage"
-        results: dict[str, Any] = {"events": events, "nsgs": 2 + extra_nsgs}
+        results: dict[str, Any] = {
+            "events": events,
+            "nsgs": 2 + extra_nsgs,
+            "sweep_s": sweep_s,
+            "sweep_requests": sweep_requests,
+        }
         try:
             handler(human_event(info, "Microsoft.Network/networkSecurityGroups/write", NSG))  # warm
             transport.take()
@@ -196,6 +213,7 @@ def run(events: int, extra_nsgs: int) -> dict[str, Any]:
                     "own_ms": statistics.median(own) * 1e3,
                     "own_p95_ms": sorted(own)[int(0.95 * (len(own) - 1))] * 1e3,
                     "round_trips": statistics.median(trips),
+                    "max_round_trips": max(trips),
                 }
             names = [r.name for r in people.network_security_groups.get(RG, "nsg-cyclecloud").security_rules or []]
             assert "AllowAzureStorage" in names, names
@@ -208,22 +226,46 @@ def run(events: int, extra_nsgs: int) -> dict[str, Any]:
 
 
 def report(f: dict[str, Any]) -> None:
-    print(f"Event Grid handler, {f['events']} events per case, subscription of {f['nsgs']} managed NSGs")
+    print(
+        f"Event Grid handler, {f['events']} events per case, subscription of {f['nsgs']} managed NSGs "
+        f"(sweep first: {f['sweep_requests']} requests, {f['sweep_s']:.1f} s)"
+    )
     for case in ("no-op", "restore"):
         c = f[case]
         print(
-            f"  {case:8} wall {c['wall_ms']:7.1f} ms = ARM {c['arm_ms']:7.1f} ms ({c['round_trips']:.0f} round trips + waits) "
-            f"+ own {c['own_ms']:6.1f} ms (p95 {c['own_p95_ms']:.1f} ms)"
+            f"  {case:8} wall {c['wall_ms']:7.1f} ms = ARM {c['arm_ms']:7.1f} ms ({c['round_trips']:.0f} requests, "
+            f"at most {c['max_round_trips']}) + own {c['own_ms']:6.1f} ms (p95 {c['own_p95_ms']:.1f} ms)"
+        )
+
+
+def compare(figures: list[dict[str, Any]]) -> None:
+    """The issue's targets: requests per event do not grow; wall time at the largest <= 2 x at the smallest."""
+    small, large = figures[0], figures[-1]
+    for case in ("no-op", "restore"):
+        grows = large[case]["max_round_trips"] > small[case]["max_round_trips"]
+        ratio = large[case]["wall_ms"] / small[case]["wall_ms"]
+        print(
+            f"  {case:8} requests per event {small[case]['round_trips']:.0f} at {small['nsgs']} NSGs, "
+            f"{large[case]['round_trips']:.0f} at {large['nsgs']} ({'GROWS' if grows else 'constant'}); "
+            f"wall time {large['nsgs']} / {small['nsgs']} = {ratio:.2f} (target <= 2)"
         )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=30)
-    parser.add_argument("--nsgs", type=int, default=0, help="managed NSGs added beside the demo network")
-    parser.add_argument("--full", action="store_true", help="100 events per case")
+    parser.add_argument(
+        "--sizes", default="10,100", help="managed NSGs in the subscription, comma-separated (the demo's 2 included)"
+    )
+    parser.add_argument("--full", action="store_true", help="100 events per case at 10, 100, 1,000 and 5,000 NSGs")
     args, _ = parser.parse_known_args(argv)
-    report(run(100 if args.full else args.events, args.nsgs))
+    sizes = [10, 100, 1000, 5000] if args.full else [int(n) for n in args.sizes.split(",")]
+    figures = []
+    for size in sizes:
+        figures.append(run(100 if args.full else args.events, max(size - 2, 0)))
+        report(figures[-1])
+    if len(figures) > 1:
+        compare(figures)
     return 0
 
 

@@ -145,12 +145,12 @@ class Reconciler:
         looked_at: Mapping[str, str] = expected
         if affected is not None:
             # An event reads what it names and what the verdict depends on, not the subscription.
-            gathered = self.source.neighbourhood(
-                affected, extra_subnet_ids=tuple(s for s in expected if s.lower() in judged)
-            )
+            gathered = self.source.neighbourhood(affected, extra_subnet_ids=tuple(sorted(judged)))
             inventory = gathered.inventory
-            # Only remembered subnets whose VNet was looked at can be found gone.
+            # Only remembered subnets whose VNet was looked at can be found gone; the rest of the
+            # memory plays no part in this run (one pass, so an event's cost stays flat).
             looked_at = {s: n for s, n in expected.items() if _vnet_key(s) in gathered.vnet_ids}
+            expected = {**looked_at, **{s: expected[s] for s in judged}}
         elif expected:
             inventory = self.source.inventory(subscription, extra_subnet_ids=tuple(expected))
         else:
@@ -495,13 +495,23 @@ def _judged_subnets(expected: Mapping[str, str], scope: Scope, affected: Collect
     """
     if affected is None:
         return {subnet for subnet, nsg in expected.items() if scope.contains(nsg)}
-    return {subnet for subnet, nsg in expected.items() if _touches(subnet, affected) or _touches(nsg, affected)}
+    # Asked of every remembered subnet on every event: the affected keys are prepared once.
+    keys = {a.lower().rstrip("/") for a in affected}
+    prefixes = tuple(k + "/" for k in keys)
+
+    def touched(resource_id: str) -> bool:
+        rid = resource_id.lower()
+        return rid in keys or rid.startswith(prefixes)
+
+    return {subnet for subnet, nsg in expected.items() if touched(subnet) or touched(nsg)}
 
 
 def _vnet_key(subnet_id: str) -> str:
-    """The lower-cased VNet id of a subnet id ("" when it is none)."""
-    subnet = ResourceId.try_parse(subnet_id)
-    return subnet.parent.key if subnet is not None and subnet.parent is not None else ""
+    """The lower-cased VNet id of a subnet id ("" when it is none). Plain string work: an event asks it
+    of every remembered subnet, and a full ResourceId parse of each grew with the subscription."""
+    lowered = subnet_id.lower().rstrip("/")
+    cut = lowered.rfind("/subnets/")
+    return lowered[:cut] if cut > 0 else ""
 
 
 def _accepted_subnets(subnet_ids: Collection[str], subscription_id: str) -> set[str]:
