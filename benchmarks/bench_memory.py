@@ -28,16 +28,28 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import requests  # noqa: E402
+
 from benchmarks.bench_sweep import emulated_subscription, runtime, sweep  # noqa: E402
 
 
 def run(count: int) -> dict[str, Any]:
-    with emulated_subscription(count):
+    with emulated_subscription(count) as info:
         rt = runtime()
         try:
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            since, started = time.time(), time.perf_counter()
             sweep(rt)  # untraced: the process's real peak
+            wall = time.perf_counter() - started
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            log = requests.get(f"{info['endpoint']}/_emulator/requests", verify=info["ca_bundle"], timeout=60)
+            sent = [r for r in log.json()["value"] if r["caller"] == "remediator" and r["time"] >= since]
+            gets = [r for r in sent if r["method"] == "GET"]
+            lists = [
+                r
+                for r in gets
+                if r["path"].rstrip("/").endswith(("networkSecurityGroups", "virtualNetworks", "networkInterfaces"))
+            ]
             gc.collect()
             tracemalloc.start()
             started = time.perf_counter()
@@ -52,6 +64,10 @@ def run(count: int) -> dict[str, Any]:
             rt.close()
     return {
         "nsgs": count,
+        "wall_s": wall,
+        "requests": len(sent),
+        "list_pages": len(lists),
+        "other_requests": len(sent) - len(lists),
         "seconds": seconds,
         "peak_mib": peak / 2**20,
         "held_mib": held / 2**20,
@@ -62,6 +78,10 @@ def run(count: int) -> dict[str, Any]:
 
 def report(f: dict[str, Any]) -> None:
     print(f"memory of one sweep of {f['nsgs']} managed NSGs (emulator in a child process)")
+    print(
+        f"  first sweep: {f['wall_s']:.1f} s, {f['requests']} ARM requests "
+        f"({f['list_pages']} list pages, {f['other_requests']} other: the sweep reads list pages only)"
+    )
     print(
         f"  peak traced during the sweep  {f['peak_mib']:7.1f} MiB  ({f['peak_mib'] * 1024 / f['nsgs']:.1f} KiB/NSG; "
         f"sweep took {f['seconds']:.1f} s under tracemalloc)"
