@@ -304,6 +304,14 @@ class Reconciler:
                     transient_left -= 1
                 log.warning("write to %s: %s; re-reading (attempt %d of %d)", nsg.id, exc, attempt, max_attempts)
                 current = self.source.get_nsg(nsg.id)
+                if not _managed(current, baseline):
+                    # Un-tagged (or its role made unreadable) in the edit that beat us: nothing to write.
+                    outcome.plan, outcome.remaining = None, []
+                    outcome.error = (
+                        f"not written: {current.name} is no longer managed (its {baseline.lockdown_tag} tag changed "
+                        "while the remediator was writing)"
+                    )
+                    return
                 check = assess(
                     _with_nsg(inventory, current),
                     baseline,
@@ -311,11 +319,13 @@ class Reconciler:
                     only=(current.id,),
                     expected_attachments=expected,
                 )
-                plan = _plan_for(check, current) or plan
-                outcome.plan = plan
-                if plan.is_empty:  # someone else restored it meanwhile: converged without us
+                # Only a plan computed from this read (this etag) may be written; none means nothing to do.
+                fresh = _plan_for(check, current)
+                outcome.plan = fresh
+                if fresh is None or fresh.is_empty:  # someone else restored it meanwhile: converged without us
                     outcome.remaining = _findings_for(check, current)
                     return
+                plan = fresh
                 continue
             outcome.written = replace(result, attempts=attempt)
             if result.lost_rules:
@@ -589,6 +599,14 @@ def _alert_scopes(scope: Scope, targets: Sequence[NetworkSecurityGroup], affecte
     if affected is None:
         return [scope.id]
     return [n.id for n in targets] + list(affected)
+
+
+def _managed(nsg: NetworkSecurityGroup, baseline: Baseline) -> bool:
+    """Whether ``nsg`` carries the lockdown tag with a role it can be judged by."""
+    try:
+        return bool(roles_of(nsg.tags, baseline.lockdown_tag))
+    except Exception:  # a tag value that names no role: not something to write to
+        return False
 
 
 def _with_nsg(inventory: Inventory, nsg: NetworkSecurityGroup) -> Inventory:

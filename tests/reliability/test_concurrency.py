@@ -17,10 +17,11 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 import function_app
-from devtools.demo import host_event
+from devtools.demo import TAG, host_event
 from devtools.functions_host import user_function
 from remediation.azure.arm import ArmOptions
 from tests.reliability.harness import (
+    CC,
     FAST,
     HUMAN_RULE,
     RESOURCE_GROUP,
@@ -271,5 +272,56 @@ def test_human_edit_between_read_and_write(emulator: Any, edit: str) -> None:
         expected_port = "2222" if edit == "change a rule" else "22"
         assert mine["properties"]["destinationPortRange"] == expected_port, "the person's edit was overwritten"
         assert report.nsgs[0].attempts == 2
+    finally:
+        world.rt.close()
+
+
+def test_an_nsg_unmanaged_in_the_edit_that_beat_the_write_is_not_written(emulator: Any) -> None:
+    """Issue 11, item 1. The remediator read the broken NSG and planned to restore AllowAzureStorage;
+    before its PUT landed, a person removed the lockdown tag, deleted their own SSH allow (TCP 22)
+    and added a rule, in one write. The stale PUT gets 412; the re-read NSG is no longer managed.
+    Before the fix the old plan (from the stale read) was written anyway: the SSH allow came back
+    (access widened), the person's new rule was deleted, an unmanaged NSG was written, and the
+    report said ``errors: []``."""
+    options = ArmOptions(**{**{f: getattr(FAST, f) for f in FAST.__dataclass_fields__}, "read_timeout": 10.0})
+    world = make_world(emulator, options=options)
+    hold = emulator.faults.add(
+        kind="delay", method="PUT", path=r"/networkSecurityGroups/nsg-cyclecloud$", principal="remediator", seconds=0.5
+    )
+
+    def person() -> None:
+        deadline = time.monotonic() + 10
+        while hold.hits == 0 and time.monotonic() < deadline:  # the remediator has read; its PUT waits
+            time.sleep(0.005)
+        people = human_client(emulator)
+        try:
+            nsg = world.nsg()  # as ARM answers a GET now
+            rules = [
+                {"name": r["name"], "properties": r["properties"]}
+                for r in nsg["properties"]["securityRules"]
+                if r["name"] != HUMAN_RULE["name"]
+            ]
+            rules.append({"name": "Between", **rule("Between", 600, "8443")})
+            tags = {k: v for k, v in (nsg.get("tags") or {}).items() if k.lower() != TAG.lower()}
+            body = {"location": nsg["location"], "tags": tags, "properties": {"securityRules": rules}}
+            people.network_security_groups.begin_create_or_update(RESOURCE_GROUP, NSG, body).result()
+        finally:
+            people.close()
+
+    try:
+        reports: list[Any] = []
+        errors = run_together(lambda: reports.append(world.sweep()), person)
+        assert errors == []
+        (report,) = reports
+        puts = world.arm_requests(method="PUT")
+        assert [(r["caller"], r["status"]) for r in puts] == [("human", 200), ("remediator", 412)], puts
+        names = world.rule_names()
+        assert HUMAN_RULE["name"] not in names, "the person's deletion of an allow rule was undone (widened)"
+        assert "Between" in names, "the rule the person had just added was deleted"
+        assert "AllowAzureStorage" not in names, "an NSG no longer managed was written"
+        outcome = next(o for o in report.nsgs if o.nsg_id.lower() == CC.lower())
+        assert outcome.error is not None
+        assert "no longer managed" in outcome.error
+        assert any("no longer managed" in e for e in report.all_errors())
     finally:
         world.rt.close()
