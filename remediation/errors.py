@@ -28,6 +28,12 @@ class TransientError(RemediationError):
     """A failure worth retrying later (throttling, 5xx, lost connection)."""
 
 
+class AuthenticationFailure(TransientError):
+    """The guard could not prove who it is: its identity endpoint failed (503 ...) or ARM refused
+    the token (401). Transient for an event: the endpoint recovers, a token is renewed, so the
+    trigger raises and Event Grid redelivers; an operator is alerted when it persists."""
+
+
 class ConflictError(TransientError):
     """The resource changed under us (412, 409 AnotherOperationInProgress)."""
 

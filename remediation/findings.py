@@ -32,13 +32,17 @@ class FindingKind(StrEnum):
     FIREWALL_BLOCKED = "firewall_blocked"
     ROUTE_DROPPED = "route_dropped"
     PATH_UNJUDGED = "path_unjudged"
+    #: The guard itself: an NSG it managed lost its lockdown tag or changed role (guarding
+    #: stopped or changed), and its identity failing to authenticate for longer than a sweep.
+    NSG_UNMANAGED = "nsg_unmanaged"
+    GUARD_UNAUTHENTICATED = "guard_unauthenticated"
 
 
 #: Appended to a default rule's name in a finding's key (no custom rule name can hold a space).
 DEFAULT_RULE_MARK = " (default)"
 
 #: Kinds that describe an event, not a state: alerted once when they happen and closed.
-ONE_SHOT_KINDS = frozenset({FindingKind.RULE_LOST})
+ONE_SHOT_KINDS = frozenset({FindingKind.RULE_LOST, FindingKind.NSG_UNMANAGED, FindingKind.GUARD_UNAUTHENTICATED})
 
 
 class Severity(StrEnum):
@@ -148,8 +152,8 @@ def unmet_key(
 
 def severity_for(kind: FindingKind, remediable: bool) -> Severity:
     """Blocked node ports and Internet breaches are incidents; what we cannot fix needs a human."""
-    if kind is FindingKind.RULE_LOST:
-        return Severity.HIGH  # never remediable: the remediator does not recreate rules it does not own
+    if kind in ONE_SHOT_KINDS:
+        return Severity.HIGH  # never remediable: incidents of the guard itself
     if kind in (FindingKind.PORT_BLOCKED, FindingKind.LOCKDOWN_BREACH):
         return Severity.CRITICAL
     if kind is FindingKind.CYCLECLOUD_LOCATION_UNKNOWN:

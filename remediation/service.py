@@ -23,8 +23,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from remediation.assess import Assessment, EndpointRepair, assess, observed_attachments, released_attachments
+from remediation.auth_watch import AuthWatch
 from remediation.baseline import Baseline, roles_of
-from remediation.errors import ConflictError, InputError, ScopeError, TransientError
+from remediation.errors import AuthenticationFailure, ConflictError, InputError, ScopeError, TransientError
 from remediation.events import OwnIdentity, ResourceEvent, affected_ids, caller, is_own_write, is_relevant
 from remediation.findings import Finding, FindingKind, severity_for
 from remediation.model import Inventory, NetworkSecurityGroup
@@ -85,6 +86,10 @@ class Reconciler:
     clock: Callable[[], datetime] = utcnow
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
+    def __post_init__(self) -> None:
+        # Authentication failures of this process, remembered across its runs (see auth_watch).
+        object.__setattr__(self, "_auth_watch", AuthWatch(self.state, self.notifier, self.clock))
+
     def current_tags(self) -> TagModel | None:
         """The tag model a run judges with: the source's (loaded or refreshed now) or the fixed one."""
         if self.tag_source is not None:
@@ -143,18 +148,24 @@ class Reconciler:
         subscription = f"/subscriptions/{parsed.subscription_id}"
         judged = _judged_subnets(expected, parsed, affected)
         looked_at: Mapping[str, str] = expected
-        if affected is not None:
-            # An event reads what it names and what the verdict depends on, not the subscription.
-            gathered = self.source.neighbourhood(affected, extra_subnet_ids=tuple(sorted(judged)))
-            inventory = gathered.inventory
-            # Only remembered subnets whose VNet was looked at can be found gone; the rest of the
-            # memory plays no part in this run (one pass, so an event's cost stays flat).
-            looked_at = {s: n for s, n in expected.items() if _vnet_key(s) in gathered.vnet_ids}
-            expected = {**looked_at, **{s: expected[s] for s in judged}}
-        elif expected:
-            inventory = self.source.inventory(subscription, extra_subnet_ids=tuple(expected))
-        else:
-            inventory = self.source.inventory(subscription)
+        watch: AuthWatch = getattr(self, "_auth_watch")  # noqa: B009 - set in __post_init__
+        try:
+            if affected is not None:
+                # An event reads what it names and what the verdict depends on, not the subscription.
+                gathered = self.source.neighbourhood(affected, extra_subnet_ids=tuple(sorted(judged)))
+                inventory = gathered.inventory
+                # Only remembered subnets whose VNet was looked at can be found gone; the rest of the
+                # memory plays no part in this run (one pass, so an event's cost stays flat).
+                looked_at = {s: n for s, n in expected.items() if _vnet_key(s) in gathered.vnet_ids}
+                expected = {**looked_at, **{s: expected[s] for s in judged}}
+            elif expected:
+                inventory = self.source.inventory(subscription, extra_subnet_ids=tuple(expected))
+            else:
+                inventory = self.source.inventory(subscription)
+        except AuthenticationFailure as exc:  # transient for this run; alerted once when it persists
+            watch.failed(exc, parsed.subscription_id)
+            raise
+        watch.recovered()
         targets = _targets(inventory, parsed, baseline, affected)
         target_keys = {n.key for n in targets}
         assessment = assess(

@@ -322,6 +322,8 @@ _KIND_TEXT = {
     FindingKind.FIREWALL_BLOCKED: "blocked by the firewall:",
     FindingKind.ROUTE_DROPPED: "dropped by a route:",
     FindingKind.PATH_UNJUDGED: "path not judged:",
+    FindingKind.NSG_UNMANAGED: "no longer guarded:",
+    FindingKind.GUARD_UNAUTHENTICATED: "the guard cannot authenticate:",
 }
 
 

@@ -52,8 +52,9 @@ from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.network import NetworkManagementClient
 
 from remediation.azure.budget import ReadBudget, ReadBudgetPolicy
+from remediation.azure.credential import RenewingCredential
 from remediation.azure.neighbourhood import NeighbourhoodReader
-from remediation.errors import ConflictError, RemediationError, TransientError
+from remediation.errors import AuthenticationFailure, ConflictError, RemediationError, TransientError
 from remediation.model import (
     Inventory,
     NetworkSecurityGroup,
@@ -160,15 +161,19 @@ def default_credential(settings: Settings) -> TokenCredential:
 
     The interactive and developer-tool credentials stay off: a Function must
     never wait on a browser, and locally the environment or managed-identity
-    endpoint (the emulator's) is what answers.
+    endpoint (the emulator's) is what answers. Rebuilt after a failure (see
+    :mod:`remediation.azure.credential`), so an identity endpoint outage ends
+    when the endpoint recovers, not when the instance recycles.
     """
-    return DefaultAzureCredential(
-        managed_identity_client_id=settings.client_id or None,
-        exclude_interactive_browser_credential=True,
-        exclude_visual_studio_code_credential=True,
-        exclude_shared_token_cache_credential=True,
-        exclude_powershell_credential=True,
-        exclude_developer_cli_credential=True,
+    return RenewingCredential(
+        lambda: DefaultAzureCredential(
+            managed_identity_client_id=settings.client_id or None,
+            exclude_interactive_browser_credential=True,
+            exclude_visual_studio_code_credential=True,
+            exclude_shared_token_cache_credential=True,
+            exclude_powershell_credential=True,
+            exclude_developer_cli_credential=True,
+        )
     )
 
 
@@ -711,7 +716,8 @@ class ArmNetwork:
         except ResourceNotFoundError as exc:
             raise ArmRequestError(f"{what}: not found ({_code(exc)})", status=404, code=_code(exc)) from exc
         except ClientAuthenticationError as exc:
-            raise ArmRequestError(f"{what}: authentication failed: {exc.message}", status=401) from exc
+            # The identity endpoint failing and ARM's 401 both land here: transient (issue 11, item 3).
+            raise AuthenticationFailure(f"{what}: authentication failed: {exc.message}") from exc
         except HttpResponseError as exc:
             raise _map_http_error(what, exc) from exc
         except (ServiceRequestError, ServiceResponseError) as exc:

@@ -11,6 +11,9 @@ through the in-memory one with the real handler on the emulator.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +21,8 @@ import pytest
 import function_app
 from devtools.demo import host_event
 from devtools.functions_host import user_function
-from remediation.errors import TransientError
+from remediation.errors import AuthenticationFailure, TransientError
+from remediation.findings import Finding, FindingKind, Severity
 from tests.reliability.harness import RESOURCE_GROUP, World, human_client
 
 pytestmark = pytest.mark.integration
@@ -75,3 +79,91 @@ def test_both_state_stores_forget_an_event(kind: str, request: pytest.FixtureReq
     assert store.seen_event("event-1") is False
     assert store.seen_event("event-1") is True
     store.forget_event("never-seen")  # forgetting what was never recorded is no error
+
+
+def _delete_monitor_rule(world: World) -> dict[str, Any]:
+    em = world.em
+    captured: list[dict[str, Any]] = []
+    em.set_event_subscriber(captured.extend)
+    people = human_client(em)
+    try:
+        people.security_rules.begin_delete(RESOURCE_GROUP, "nsg-cyclecloud", "AllowAzureMonitor").result()
+    finally:
+        people.close()
+    assert em.events.wait_idle(timeout=10)
+    em.set_event_subscriber(None)
+    (event,) = captured
+    return event
+
+
+AUTH_FAULTS = {
+    # The managed-identity endpoint failing every time (App Service's, here the emulator's).
+    "identity endpoint 503": {"kind": "status", "path": "/msi/token", "status": 503, "times": None},
+    # ARM refusing the token.
+    "ARM 401": {
+        "kind": "status",
+        "method": "GET",
+        "path": "networkSecurityGroups",
+        "status": 401,
+        "code": "InvalidAuthenticationToken",
+        "principal": "remediator",
+        "times": None,
+    },
+}
+
+
+@pytest.mark.parametrize("failure", list(AUTH_FAULTS))
+def test_an_authentication_failure_is_transient_for_an_event(world: World, failure: str) -> None:
+    """Issue 11, item 3: the event was dropped as non-transient after its id was recorded, so Event
+    Grid's redelivery was ignored as a duplicate and the rule stayed missing until the next sweep."""
+    event = _delete_monitor_rule(world)
+    handler = user_function(function_app.app, "on_nsg_change")
+    world.em.faults.add(**AUTH_FAULTS[failure])
+    with pytest.raises(AuthenticationFailure):
+        handler(host_event(event))
+    assert "AllowAzureMonitor" not in world.rule_names()
+
+    world.em.faults.clear()  # the identity endpoint (or the token) works again; Event Grid redelivers
+    handler(host_event(event))
+    assert "AllowAzureMonitor" in world.rule_names(), "the redelivery was dropped as a duplicate"
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.sent: list[Finding] = []
+
+    def notify(self, findings: Sequence[Finding], **_: Any) -> Sequence[str]:
+        self.sent.extend(findings)
+        return [f.kind.value for f in findings]
+
+
+def test_authentication_failing_past_a_sweep_interval_alerts_once(world: World) -> None:
+    now = [datetime(2026, 1, 5, 12, 0, tzinfo=UTC)]
+    recorder = _Recorder()
+    rt = replace(world.rt, clock=lambda: now[0], notifier=recorder)
+    world.em.faults.add(**AUTH_FAULTS["ARM 401"])
+
+    def sweep_at(minutes: int) -> None:
+        now[0] = datetime(2026, 1, 5, 12, 0, tzinfo=UTC) + timedelta(minutes=minutes)
+        with pytest.raises(AuthenticationFailure):
+            rt.reconcile(None, trigger="sweep")
+
+    sweep_at(0)
+    sweep_at(10)
+    assert recorder.sent == [], "one failure, or a short one, is not worth waking anyone"
+    sweep_at(16)
+    (alert,) = recorder.sent
+    assert alert.kind is FindingKind.GUARD_UNAUTHENTICATED
+    assert alert.severity is Severity.HIGH
+    assert "since 2026-01-05T12:00:00" in alert.message
+    sweep_at(30)
+    sweep_at(45)
+    assert len(recorder.sent) == 1, "alerted once while it persists"
+
+    world.em.faults.clear()
+    now[0] += timedelta(minutes=1)
+    rt.reconcile(None, trigger="sweep")  # authenticates again: the episode is over
+    world.em.faults.add(**AUTH_FAULTS["ARM 401"])
+    sweep_at(60)
+    sweep_at(80)
+    assert len(recorder.sent) == 2, "a new episode alerts again"
