@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from remediation.findings import Finding, FindingKind, severity_for
+from remediation.findings import Finding, FindingKind, incident
 from remediation.ports import Notifier, StateStore
 
 log = logging.getLogger(__name__)
@@ -72,16 +72,11 @@ class AuthWatch:
 
 
 def _finding(error: Exception, subscription_id: str, since: datetime) -> Finding:
-    return Finding(
-        kind=FindingKind.GUARD_UNAUTHENTICATED,
-        requirement="the guard's managed identity",
-        nsg=f"/subscriptions/{subscription_id}",
-        rule=None,
-        remediable=False,
-        severity=severity_for(FindingKind.GUARD_UNAUTHENTICATED, False),
-        message=(
-            f"the guard has failed to authenticate since {since.isoformat()}: nothing is judged or restored "
-            f"until it can ({str(error)[:300]})"
-        ),
-        reason="check the Function's managed identity, its role assignment and the identity endpoint",
+    return incident(
+        FindingKind.GUARD_UNAUTHENTICATED,
+        "the guard's managed identity",
+        f"/subscriptions/{subscription_id}",
+        f"the guard has failed to authenticate since {since.isoformat()}: nothing is judged or restored "
+        f"until it can ({str(error)[:300]})",
+        "check the Function's managed identity, its role assignment and the identity endpoint",
     )

@@ -150,6 +150,23 @@ def unmet_key(
     return key
 
 
+def incident(
+    kind: FindingKind, requirement: str, resource_id: str, message: str, reason: str, rule: str | None = None
+) -> Finding:
+    """A one-shot finding (an incident, not a state): never remediable, high, alerted once."""
+    assert kind in ONE_SHOT_KINDS, kind
+    return Finding(
+        kind=kind,
+        requirement=requirement,
+        nsg=resource_id,
+        rule=rule,
+        remediable=False,
+        severity=severity_for(kind, False),
+        message=message,
+        reason=reason,
+    )
+
+
 def severity_for(kind: FindingKind, remediable: bool) -> Severity:
     """Blocked node ports and Internet breaches are incidents; what we cannot fix needs a human."""
     if kind in ONE_SHOT_KINDS:

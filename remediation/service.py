@@ -27,7 +27,7 @@ from remediation.auth_watch import AuthWatch
 from remediation.baseline import Baseline, roles_of
 from remediation.errors import AuthenticationFailure, ConflictError, InputError, ScopeError, TransientError
 from remediation.events import OwnIdentity, ResourceEvent, affected_ids, caller, is_own_write, is_relevant
-from remediation.findings import Finding, FindingKind, severity_for
+from remediation.findings import Finding, FindingKind, incident
 from remediation.model import Inventory, NetworkSecurityGroup
 from remediation.network import Network
 from remediation.plan import RemediationPlan
@@ -431,18 +431,14 @@ def _lost_rule(nsg: NetworkSecurityGroup, rule: str, correlation_id: str | None)
     the alert policy sends it once and closes it, so a later sweep never
     reports it "resolved".
     """
-    return Finding(
-        kind=FindingKind.RULE_LOST,
-        requirement=rule,
-        nsg=nsg.id,
+    return incident(
+        FindingKind.RULE_LOST,
+        rule,
+        nsg.id,
+        f"rule {rule!r} was in {nsg.name} before the remediator's write and is gone after it "
+        f"(ARM correlation id {correlation_id or 'unknown'})",
+        "the remediator never recreates rules it does not own; restore it from the audit trail's rules before",
         rule=rule,
-        remediable=False,
-        severity=severity_for(FindingKind.RULE_LOST, False),
-        message=(
-            f"rule {rule!r} was in {nsg.name} before the remediator's write and is gone after it "
-            f"(ARM correlation id {correlation_id or 'unknown'})"
-        ),
-        reason="the remediator never recreates rules it does not own; restore it from the audit trail's rules before",
     )
 
 

@@ -30,16 +30,7 @@ pytestmark = pytest.mark.integration
 
 def test_redelivery_after_a_transient_failure_is_handled(world: World) -> None:
     em = world.em
-    captured: list[dict[str, Any]] = []
-    em.set_event_subscriber(captured.extend)
-    people = human_client(em)
-    try:
-        people.security_rules.begin_delete(RESOURCE_GROUP, "nsg-cyclecloud", "AllowAzureMonitor").result()
-    finally:
-        people.close()
-    assert em.events.wait_idle(timeout=10)
-    em.set_event_subscriber(None)
-    (event,) = captured
+    event = _delete_monitor_rule(world)
     handler = user_function(function_app.app, "on_nsg_change")
 
     # ARM keeps failing the remediator's PUT: the handler raises so that Event Grid redelivers.
