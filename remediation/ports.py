@@ -382,6 +382,14 @@ class StateStore(Protocol):
         """Insert or replace the ``current`` pairs; delete the subnets in ``forget`` (ids case-insensitive)."""
         ...
 
+    def managed_nsgs(self) -> dict[str, str]:
+        """NSG id -> its roles (``cyclecloud``, ``node,cyclecloud`` ...) when last seen managed."""
+        ...
+
+    def save_managed_nsgs(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
+        """Insert or replace the ``current`` NSGs' roles; delete the NSGs in ``forget`` (ids case-insensitive)."""
+        ...
+
     def prune(self, older_than: datetime) -> int:
         """Delete processed event ids recorded before ``older_than`` and resolved alert states last seen
         before it; open alert states, alert history and the audit trail are kept. Returns how many went."""

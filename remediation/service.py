@@ -28,6 +28,7 @@ from remediation.baseline import Baseline, roles_of
 from remediation.errors import AuthenticationFailure, ConflictError, InputError, ScopeError, TransientError
 from remediation.events import OwnIdentity, ResourceEvent, affected_ids, caller, is_own_write, is_relevant
 from remediation.findings import Finding, FindingKind, incident
+from remediation.guarding import guarding_changes
 from remediation.model import Inventory, NetworkSecurityGroup
 from remediation.network import Network
 from remediation.plan import RemediationPlan
@@ -178,6 +179,8 @@ class Reconciler:
             repair_endpoints=settings.service_endpoint_repair and self.subnet_writer is not None,
         )
         report.findings = [f for f in assessment.findings if _finding_in(f, target_keys, parsed, affected)]
+        if not dry_run:
+            self._check_guarding(report, inventory, parsed, affected)
         plans = {p.nsg_id.lower(): p for p in assessment.plans}
         repairs: dict[str, list[EndpointRepair]] = {}
         for repair in assessment.endpoint_repairs:
@@ -288,6 +291,38 @@ class Reconciler:
             _forget(self.state, event.id)  # let Event Grid's redelivery through the duplicate check
             raise
         return EventOutcome(event.id, "handled", report=report)
+
+    def _check_guarding(
+        self, report: ReconcileReport, inventory: Inventory, scope: Scope, affected: Collection[str] | None
+    ) -> None:
+        """Compare the NSGs remembered as managed with what this run saw; losing the tag or a role
+        is an incident in the report (alerted once); the memory follows what is managed now."""
+        if self.state is None:
+            return
+        try:
+            remembered = self.state.managed_nsgs()
+        except Exception as exc:
+            log.exception("loading the remembered managed NSGs failed")
+            report.errors.append(f"managed NSGs: not loaded, lost tags not judged: {type(exc).__name__}: {exc}")
+            return
+        seen = {n.key for n in inventory.nsgs}
+        changes = guarding_changes(
+            remembered,
+            inventory,
+            self.baseline,
+            # An event judges the NSGs it re-read; a sweep (or HTTP) its whole scope.
+            in_scope=lambda nsg_id: scope.contains(nsg_id) and (affected is None or nsg_id.lower() in seen),
+            complete=affected is None,
+            actor=report.actor,
+        )
+        report.findings.extend(changes.incidents)
+        if not changes.remember and not changes.forget:
+            return
+        try:
+            self.state.save_managed_nsgs(changes.remember, forget=changes.forget)
+        except Exception as exc:
+            log.exception("saving the managed NSGs failed")
+            report.errors.append(f"managed NSGs: not saved: {type(exc).__name__}: {exc}")
 
     def _apply(
         self,

@@ -14,7 +14,10 @@ Tables (``<prefix>`` is ``STATE_TABLE_PREFIX``):
 - ``<prefix>status``: the last sweep's status;
 - ``<prefix>attachments``: subnet id -> the managed NSG it was last seen
   attached to (partition ``attachment``, row key a hash of the lowercased
-  subnet id), so a detachment is found after the NSG's back-reference is gone.
+  subnet id), so a detachment is found after the NSG's back-reference is gone;
+  partition ``managed``: NSG id -> its roles when last seen managed, so losing
+  the lockdown tag or a role is noticed (and alerted) instead of silently
+  ending the guarding.
 
 A string property holds at most 64 KiB, so rule lists and status are stored
 as zlib-compressed JSON split over binary properties (``<name>_0`` ...).
@@ -53,6 +56,7 @@ _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _AUDIT_PARTITION = "audit"
 _ALERT_PARTITION = "alert"
 _ATTACHMENT_PARTITION = "attachment"
+_MANAGED_PARTITION = "managed"
 
 
 def _now() -> datetime:
@@ -309,38 +313,59 @@ class TableStateStore:
     # -- attachments ----------------------------------------------------------
 
     def attachments(self) -> dict[str, str]:
-        table = self._table("attachments")
-        pairs: dict[str, str] = {}
-        with self._errors(table.table_name, "read attachments"), _absent_is_empty():
-            for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": _ATTACHMENT_PARTITION}):
-                pairs[str(entity["subnet_id"])] = str(entity["nsg_id"])
-        return pairs
+        return self._pairs(_ATTACHMENT_PARTITION, "subnet_id", "nsg_id", "read attachments")
 
     def save_attachments(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
+        self._save_pairs(_ATTACHMENT_PARTITION, "subnet_id", "nsg_id", current, forget, "save attachments")
+
+    def managed_nsgs(self) -> dict[str, str]:
+        return self._pairs(_MANAGED_PARTITION, "nsg_id", "roles", "read managed NSGs")
+
+    def save_managed_nsgs(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
+        self._save_pairs(_MANAGED_PARTITION, "nsg_id", "roles", current, forget, "save managed NSGs")
+
+    def _pairs(self, partition: str, key_field: str, value_field: str, what: str) -> dict[str, str]:
+        table = self._table("attachments")
+        pairs: dict[str, str] = {}
+        with self._errors(table.table_name, what), _absent_is_empty():
+            for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}):
+                pairs[str(entity[key_field])] = str(entity[value_field])
+        return pairs
+
+    def _save_pairs(
+        self,
+        partition: str,
+        key_field: str,
+        value_field: str,
+        current: Mapping[str, str],
+        forget: Collection[str],
+        what: str,
+    ) -> None:
+        """Upsert ``current`` (resource id -> value) in ``partition``; delete the ids in ``forget``."""
         from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
         from azure.data.tables import UpdateMode  # noqa: PLC0415
 
         at = _utc(self._clock())
         upserts: dict[str, dict[str, Any]] = {}
-        for subnet_id, nsg_id in current.items():
-            key = _subnet_key(subnet_id)
+        for resource_id, value in current.items():
+            key = _subnet_key(resource_id)
             upserts[key] = {
-                "PartitionKey": _ATTACHMENT_PARTITION,
+                "PartitionKey": partition,
                 "RowKey": key,
-                "subnet_id": subnet_id,
-                "nsg_id": nsg_id,
+                key_field: resource_id,
+                value_field: value,
                 "seen_at": at,
             }
         operations = [("upsert", e, {"mode": UpdateMode.REPLACE}) for e in upserts.values()]
         table = self._table("attachments")
-        with self._errors(table.table_name, "save attachments"):
+        with self._errors(table.table_name, what):
             for start in range(0, len(operations), _BATCH):
                 table.submit_transaction(operations[start : start + _BATCH])
         # One by one: a row already gone would fail a whole transaction, and there are few.
-        for key in {_subnet_key(s) for s in forget} - upserts.keys():
+        for key in {_subnet_key(r) for r in forget} - upserts.keys():
             try:
-                with self._errors(table.table_name, "forget attachment"):
-                    table.delete_entity(partition_key=_ATTACHMENT_PARTITION, row_key=key)
+                with self._errors(table.table_name, what):
+                    table.delete_entity(partition_key=partition, row_key=key)
             except ResourceNotFoundError:
                 continue
 
@@ -486,6 +511,7 @@ class InMemoryStateStore:
         self._alerts: dict[str, AlertState] = {}
         self._history: dict[str, list[AlertHistoryEntry]] = {}
         self._attachments: dict[str, tuple[str, str, datetime]] = {}
+        self._managed: dict[str, tuple[str, str]] = {}
 
     def seen_event(self, event_id: str) -> bool:
         if not event_id:
@@ -556,6 +582,17 @@ class InMemoryStateStore:
                 self._attachments.pop(subnet_id.lower(), None)
             for subnet_id, nsg_id in current.items():
                 self._attachments[subnet_id.lower()] = (subnet_id, nsg_id, at)
+
+    def managed_nsgs(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._managed.values())
+
+    def save_managed_nsgs(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
+        with self._lock:
+            for nsg_id in forget:
+                self._managed.pop(nsg_id.lower(), None)
+            for nsg_id, roles in current.items():
+                self._managed[nsg_id.lower()] = (nsg_id, roles)
 
     def prune(self, older_than: datetime) -> int:
         cutoff = _utc(older_than)

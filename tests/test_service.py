@@ -122,6 +122,7 @@ class MemoryState:
         self.status: dict[str, Any] | None = None
         self.forgotten: list[str] = []
         self.attached: dict[str, str] = {}
+        self.managed: dict[str, str] = {}
         self.pruned: list[datetime] = []
 
     def seen_event(self, event_id: str) -> bool:
@@ -152,6 +153,14 @@ class MemoryState:
         for subnet in forget:
             self.attached.pop(subnet, None)
         self.attached.update(current)
+
+    def managed_nsgs(self) -> dict[str, str]:
+        return dict(self.managed)
+
+    def save_managed_nsgs(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
+        for nsg_id in forget:
+            self.managed.pop(nsg_id, None)
+        self.managed.update(current)
 
     def prune(self, older_than: datetime) -> int:
         self.pruned.append(older_than)

@@ -75,3 +75,13 @@ def test_a_reader_that_may_not_create_tables_sees_no_attachments(azurite: str) -
         Settings(state_connection_string=Secret(azurite), state_table_prefix=prefix + "x"), create_tables=False
     )
     assert fresh.attachments() == {}
+
+
+def test_managed_nsgs_round_trip_apart_from_the_attachments(store: StateStore) -> None:
+    """The NSGs remembered as managed (issue 11, item 4) share the table, not the partition."""
+    store.save_attachments({subnet(1): f"{NSGS}/nsg-a"})
+    assert store.managed_nsgs() == {}
+    store.save_managed_nsgs({f"{NSGS}/nsg-a": "cyclecloud", f"{NSGS}/nsg-b": "cluster"})
+    store.save_managed_nsgs({f"{NSGS}/NSG-A": "cluster,cyclecloud"}, forget=[f"{NSGS}/nsg-b", f"{NSGS}/gone"])
+    assert store.managed_nsgs() == {f"{NSGS}/NSG-A": "cluster,cyclecloud"}
+    assert store.attachments() == {subnet(1): f"{NSGS}/nsg-a"}
