@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from devtools.emulator import _paths
 from devtools.emulator import _validate as v
 from devtools.emulator._defaults import DEFAULT_SECURITY_RULES
 from devtools.emulator._errors import ArmError, bad_request, child_not_found, not_found
@@ -118,7 +119,7 @@ class Network:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.records: dict[str, dict[str, Record]] = {NSG: {}, VNET: {}, NIC: {}}
+        self.records: dict[str, dict[str, Record]] = {NSG: {}, VNET: {}, NIC: {}, **{t: {} for t in _paths.PATH_TYPES}}
         self._refs_dirty = True
         self._refs_version = 0
         self._nsg_subnets: dict[str, list[str]] = {}
@@ -249,6 +250,8 @@ class Network:
             props.update({k: copy_json(val) for k, val in rec.props.items() if k != SUBNETS})
             props[SUBNETS] = [self.render_child(rec, SUBNETS, s) for s in rec.props[SUBNETS]]
             props.setdefault("virtualNetworkPeerings", [])
+        elif rec.type in _paths.PATH_TYPES:
+            props.update(_paths.render_props(self, rec))
         else:
             props.update({k: copy_json(val) for k, val in rec.props.items() if k != "ipConfigurations"})
             props["ipConfigurations"] = [
@@ -326,6 +329,10 @@ class Network:
         raw_props = v.require_object(body.get("properties") or {}, "properties")
         if route.type == NSG:
             props = self._nsg_props(raw_props, rid)
+        elif route.type in _paths.PATH_TYPES:
+            props = _paths.top_props(route.type, raw_props, rid)
+            if existing is not None and route.type == _paths.POLICIES:
+                props[_paths.GROUPS] = existing.props[_paths.GROUPS]  # groups are their own PUTs
         elif route.type == VNET:
             props = self._vnet_props(raw_props, rid, location, existing)
         else:
@@ -369,6 +376,8 @@ class Network:
         if route.child_type == RULES:
             child = {"name": name, "properties": v.security_rule(raw, child_id, "properties")}
             v.no_conflicts([(c["name"], c["properties"]) for c in [*others, child]], parent.id)
+        elif route.type in _paths.PATH_TYPES:
+            child = {"name": name, "properties": _paths.child_props(route.type, raw, child_id, "properties")}
         else:
             child = {"name": name, "properties": self._subnet_props(raw, child_id, parent.location, "properties")}
             self._check_subnets(parent, [*others, child], new_props.get("addressSpace"))

@@ -12,11 +12,20 @@ TOP_TYPES: dict[str, str] = {
     "networksecuritygroups": "networkSecurityGroups",
     "virtualnetworks": "virtualNetworks",
     "networkinterfaces": "networkInterfaces",
+    # The path beyond the NSGs (devtools/emulator/_paths.py).
+    "routetables": "routeTables",
+    "azurefirewalls": "azureFirewalls",
+    "firewallpolicies": "firewallPolicies",
+    "ipgroups": "ipGroups",
 }
 CHILD_TYPES: dict[str, dict[str, str]] = {
     "networkSecurityGroups": {"securityrules": "securityRules", "defaultsecurityrules": "defaultSecurityRules"},
     "virtualNetworks": {"subnets": "subnets"},
     "networkInterfaces": {},
+    "routeTables": {"routes": "routes"},
+    "azureFirewalls": {},
+    "firewallPolicies": {"rulecollectiongroups": "ruleCollectionGroups"},
+    "ipGroups": {},
 }
 PROVIDER = "Microsoft.Network"
 
