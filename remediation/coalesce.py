@@ -42,6 +42,11 @@ _KINDS = {
     ResourceKind.SUBNET: "vnet",
     ResourceKind.VNET: "vnet",
     ResourceKind.NIC: "nic",
+    # A route or firewall change is judged over the subscription: all of them at once, once.
+    ResourceKind.ROUTE_TABLE: "path",
+    ResourceKind.FIREWALL: "path",
+    ResourceKind.FIREWALL_POLICY: "path",
+    ResourceKind.IP_GROUP: "path",
 }
 
 
@@ -168,8 +173,8 @@ class EventCoalescer:
 
 
 def _groups(rows: Sequence[PendingEvent]) -> list[list[PendingEvent]]:
-    """One group per NSG, subnet or VNet (its events handled once), and one for all the NICs."""
+    """One group per NSG, subnet or VNet (its events handled once), one for all the NICs, one for the paths."""
     groups: dict[str, list[PendingEvent]] = {}
     for row in rows:
-        groups.setdefault("nic" if row.kind == "nic" else row.key.lower(), []).append(row)
+        groups.setdefault(row.kind if row.kind in ("nic", "path") else row.key.lower(), []).append(row)
     return list(groups.values())

@@ -42,6 +42,13 @@ _SUBNET = "microsoft.network/virtualnetworks/subnets/"
 _VNET = "microsoft.network/virtualnetworks/"
 _NIC = "microsoft.network/networkinterfaces/"
 _RELEVANT_SUFFIXES = ("/write", "/delete")
+# The path beyond the NSGs (remediation/paths.py): a change can move any subnet's path.
+_PATHS = {
+    "microsoft.network/routetables/": "routeTable",
+    "microsoft.network/azurefirewalls/": "azureFirewall",
+    "microsoft.network/firewallpolicies/": "firewallPolicy",
+    "microsoft.network/ipgroups/": "ipGroup",
+}
 
 
 class ResourceKind(StrEnum):
@@ -52,6 +59,12 @@ class ResourceKind(StrEnum):
     SUBNET = "subnet"
     VNET = "virtualNetwork"
     NIC = "networkInterface"
+    #: Route tables (and their routes), Azure Firewalls, firewall policies (and their rule
+    #: collection groups), IP groups: judged by remediation/paths.py, never written.
+    ROUTE_TABLE = "routeTable"
+    FIREWALL = "azureFirewall"
+    FIREWALL_POLICY = "firewallPolicy"
+    IP_GROUP = "ipGroup"
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,11 +223,25 @@ def resource_kind(event: ResourceEvent) -> ResourceKind | None:
         return ResourceKind.VNET
     if operation.startswith(_NIC) and operation.count("/") == 2:
         return ResourceKind.NIC
+    for prefix, kind in _PATHS.items():
+        if operation.startswith(prefix):
+            return ResourceKind(kind)
     return None
 
 
+PATH_KINDS = frozenset(
+    {ResourceKind.ROUTE_TABLE, ResourceKind.FIREWALL, ResourceKind.FIREWALL_POLICY, ResourceKind.IP_GROUP}
+)
+
+
+def is_path_resource_id(resource_id: str) -> bool:
+    """True for the id of a route table, Azure Firewall, firewall policy or IP group (or a child of one)."""
+    lowered = resource_id.lower()
+    return any(f"/providers/{prefix}" in lowered for prefix in _PATHS)
+
+
 def is_relevant(event: ResourceEvent) -> bool:
-    """True for a successful write/delete of an NSG, rule, VNet, subnet or NIC."""
+    """True for a successful write/delete of an NSG, rule, VNet, subnet or NIC, or of what lies on the path."""
     return event.event_type.lower() in RELEVANT_EVENT_TYPES and resource_kind(event) is not None
 
 

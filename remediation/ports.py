@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from remediation.findings import Finding, Severity
 from remediation.model import Inventory, NetworkSecurityGroup
+from remediation.paths import PathInventory
 from remediation.plan import RemediationPlan
 from remediation.tags import TagModel
 
@@ -161,6 +162,13 @@ class PendingEvents(Protocol):
     def release(self, owner: str) -> None:
         """Give the lease up, if ``owner`` holds it."""
         ...
+
+
+class PathSource(Protocol):
+    """What lies on the path beyond the NSGs (route tables, Azure Firewalls, firewall policies with
+    their rule collection groups, IP groups, VNets' peerings), read with list pages only."""
+
+    def paths(self, subscription_id: str) -> PathInventory: ...
 
 
 class NsgWriter(Protocol):

@@ -26,17 +26,27 @@ from remediation.assess import Assessment, EndpointRepair, assess, observed_atta
 from remediation.auth_watch import AuthWatch
 from remediation.baseline import Baseline, roles_of
 from remediation.errors import AuthenticationFailure, ConflictError, InputError, ScopeError, TransientError
-from remediation.events import OwnIdentity, ResourceEvent, affected_ids, caller, is_own_write, is_relevant
+from remediation.events import (
+    OwnIdentity,
+    ResourceEvent,
+    affected_ids,
+    caller,
+    is_own_write,
+    is_path_resource_id,
+    is_relevant,
+)
 from remediation.findings import Finding, FindingKind, incident
 from remediation.guarding import guarding_changes
 from remediation.model import Inventory, NetworkSecurityGroup
 from remediation.network import Network
+from remediation.paths import judge_paths
 from remediation.plan import RemediationPlan
 from remediation.ports import (
     AuditRecord,
     Notifier,
     NsgSource,
     NsgWriter,
+    PathSource,
     Restored,
     StateStore,
     SubnetWriter,
@@ -84,6 +94,8 @@ class Reconciler:
     subnet_writer: SubnetWriter | None = None
     tags: TagModel | None = None
     tag_source: TagSource | None = None
+    #: Route tables and firewalls on the path (remediation/paths.py); None judges the NSGs only.
+    paths: PathSource | None = None
     clock: Callable[[], datetime] = utcnow
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
@@ -124,6 +136,9 @@ class Reconciler:
         """
         settings, state, baseline = self.settings, self.state, self.baseline
         parsed = parse_scope(scope, subscription_id=settings.subscription_id)
+        if affected is not None and affected and all(is_path_resource_id(a) for a in affected):
+            # A route or firewall change can move any subnet's path: judge the subscription, as a sweep.
+            affected = None
         accepted = _accepted_subnets(accept_detached, parsed.subscription_id)
         report = ReconcileReport(
             scope=parsed.id,
@@ -181,6 +196,8 @@ class Reconciler:
         report.findings = [f for f in assessment.findings if _finding_in(f, target_keys, parsed, affected)]
         if not dry_run:
             self._check_guarding(report, inventory, parsed, affected)
+        if self.paths is not None and affected is None and parsed.kind == "subscription":
+            report.findings.extend(self._path_findings(parsed.subscription_id, inventory, report))
         plans = {p.nsg_id.lower(): p for p in assessment.plans}
         repairs: dict[str, list[EndpointRepair]] = {}
         for repair in assessment.endpoint_repairs:
@@ -252,6 +269,20 @@ class Reconciler:
                 log.exception("saving the sweep status failed")
                 report.errors.append(f"status: {type(exc).__name__}: {exc}")
         return report
+
+    def _path_findings(self, subscription_id: str, inventory: Inventory, report: ReconcileReport) -> list[Finding]:
+        """The path beyond the NSGs, judged; alerted, never written. A failure to read it stops nothing else."""
+        assert self.paths is not None
+        try:
+            paths = self.paths.paths(subscription_id)
+        except Exception as exc:
+            log.exception("reading route tables and firewalls failed")
+            report.errors.append(f"paths: not judged: {type(exc).__name__}: {exc}")
+            return []
+        if paths.empty:
+            return []
+        network = Network(inventory, self.baseline.lockdown_tag)
+        return list(judge_paths(network, paths, self.baseline).findings)
 
     def screen(self, event: ResourceEvent) -> EventOutcome | None:
         """Why ``event`` needs no handling (irrelevant, an own write, a duplicate), or None; no ARM call.

@@ -214,6 +214,7 @@ def build_runtime(
         tag_source=tag_source(settings, arm),
         # Used only with SERVICE_ENDPOINT_REPAIR (the service checks the setting).
         subnet_writer=arm,
+        paths=arm,
         close=arm.close,
         pending=pending,
     )

@@ -187,6 +187,24 @@ def test_nic_events_wait_for_company_while_an_nsg_event_does_not(pending: Pendin
     assert pending.pending() == []
 
 
+def test_route_and_firewall_events_are_handled_together_at_once() -> None:
+    s = StandIn()
+    c = coalescer(s)
+    c.submit(event(f"{NET}/routeTables/rt/routes/all", "Microsoft.Network/routeTables/routes/write"))
+    c.submit(
+        event(
+            f"{NET}/firewallPolicies/p/ruleCollectionGroups/g",
+            "Microsoft.Network/firewallPolicies/ruleCollectionGroups/write",
+        )
+    )
+    c.drain()
+    # One reconcile for both: each judges the whole subscription's paths, so once is enough; no waiting.
+    assert [affected for _, affected in s.calls] == [
+        (f"{NET}/firewallPolicies/p/ruleCollectionGroups/g", f"{NET}/routeTables/rt/routes/all")
+    ]
+    assert s.now[0] == T0
+
+
 def test_a_drain_stops_after_max_seconds_and_leaves_the_rest_pending() -> None:
     s = StandIn()
     store = InMemoryPendingEvents()

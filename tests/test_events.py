@@ -119,6 +119,25 @@ def test_published_delete_sample_parses() -> None:
             ResourceKind.NIC,
             f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/cc-nic",
         ),
+        # The path beyond the NSGs: the resource itself is named; the service judges the subscription.
+        (
+            "Microsoft.Network/routeTables/routes/delete",
+            f"/subscriptions/{SUB}/resourceGroups/hub/providers/Microsoft.Network/routeTables/rt/routes/all",
+            ResourceKind.ROUTE_TABLE,
+            f"/subscriptions/{SUB}/resourceGroups/hub/providers/Microsoft.Network/routeTables/rt/routes/all",
+        ),
+        (
+            "Microsoft.Network/firewallPolicies/ruleCollectionGroups/write",
+            f"/subscriptions/{SUB}/resourceGroups/hub/providers/Microsoft.Network/firewallPolicies/p/ruleCollectionGroups/g",
+            ResourceKind.FIREWALL_POLICY,
+            f"/subscriptions/{SUB}/resourceGroups/hub/providers/Microsoft.Network/firewallPolicies/p/ruleCollectionGroups/g",
+        ),
+        (
+            "Microsoft.Network/azureFirewalls/write",
+            f"/subscriptions/{SUB}/resourceGroups/hub/providers/Microsoft.Network/azureFirewalls/fw",
+            ResourceKind.FIREWALL,
+            f"/subscriptions/{SUB}/resourceGroups/hub/providers/Microsoft.Network/azureFirewalls/fw",
+        ),
     ],
 )
 def test_network_events_are_relevant_with_their_affected_id(

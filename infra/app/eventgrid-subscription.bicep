@@ -1,6 +1,7 @@
 // The event subscription that feeds on_nsg_change: only successful writes and
 // deletes, only of the resources that decide whether the lockdown holds (NSGs,
-// their rules, subnets and the VNets that carry them, NICs). Everything else in
+// their rules, subnets and the VNets that carry them, NICs; route tables, Azure
+// Firewalls, firewall policies and IP groups on the path). Everything else in
 // the subscription never wakes the Function.
 param topicName string
 param name string
@@ -25,6 +26,19 @@ var operationNames = [
   'Microsoft.Network/virtualNetworks/subnets/delete'
   'Microsoft.Network/networkInterfaces/write'
   'Microsoft.Network/networkInterfaces/delete'
+  // The path beyond the NSGs (remediation/paths.py): routes and the Azure Firewall on it.
+  'Microsoft.Network/routeTables/write'
+  'Microsoft.Network/routeTables/delete'
+  'Microsoft.Network/routeTables/routes/write'
+  'Microsoft.Network/routeTables/routes/delete'
+  'Microsoft.Network/azureFirewalls/write'
+  'Microsoft.Network/azureFirewalls/delete'
+  'Microsoft.Network/firewallPolicies/write'
+  'Microsoft.Network/firewallPolicies/delete'
+  'Microsoft.Network/firewallPolicies/ruleCollectionGroups/write'
+  'Microsoft.Network/firewallPolicies/ruleCollectionGroups/delete'
+  'Microsoft.Network/ipGroups/write'
+  'Microsoft.Network/ipGroups/delete'
 ]
 
 resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {

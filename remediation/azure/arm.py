@@ -61,6 +61,8 @@ from remediation.model import (
     VirtualNetwork,
 )
 from remediation.parse import parse_nic, parse_nsg, parse_vnet
+from remediation.parse_paths import parse_path_document
+from remediation.paths import PathInventory, merge_paths
 from remediation.plan import RemediationPlan
 from remediation.ports import Gathered, SubnetWriteResult, TopologyCache, WriteResult
 from remediation.resource_id import NIC, NIC_IP_CONFIGURATION, NSG, SUBNET, VNET, ResourceId
@@ -394,6 +396,22 @@ class ArmNetwork:
     def _list_group_nics(self, subscription_id: str, resource_group: str) -> list[dict[str, Any]]:
         path = f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/{_NETWORK}/networkInterfaces"
         return self._list(f"list NICs in {resource_group}", path)
+
+    def paths(self, subscription_id: str) -> PathInventory:
+        """PathSource: route tables, Azure Firewalls, firewall policies, IP groups and VNets (their
+        peerings) of the subscription, and each policy's rule collection groups: list pages only."""
+        base = f"/subscriptions/{subscription_id}/{_NETWORK}"
+        found = {
+            rtype: self._list(f"list {rtype}", f"{base}/{rtype}")
+            for rtype in ("routeTables", "azureFirewalls", "firewallPolicies", "ipGroups", "virtualNetworks")
+        }
+        groups = [
+            self._list(f"list rule collection groups of {policy.get('name')}", f"{policy['id']}/ruleCollectionGroups")
+            for policy in found["firewallPolicies"]
+            if isinstance(policy.get("id"), str)
+        ]
+        documents = [*found.items(), *(("ruleCollectionGroups", g) for g in groups)]
+        return merge_paths(*(parse_path_document(doc, where=f"ARM {rtype}") for rtype, doc in documents))
 
     def get_nsg(self, nsg_id: str) -> NetworkSecurityGroup:
         raw = self._get_nsg_raw(nsg_id, missing_ok=False)

@@ -143,6 +143,13 @@ ADAPTER_REQUESTS = [
     ("GET", f"{NET}/networkInterfaces/nic-cc"),
     ("GET", f"{SUB}/providers/Microsoft.Network/locations/westeurope/operations/op-1"),
     ("GET", f"{SUB}/providers/Microsoft.Network/locations/westeurope/serviceTags"),
+    # The path beyond the NSGs (ArmNetwork.paths): list pages only.
+    ("GET", f"{SUB}/providers/Microsoft.Network/routeTables"),
+    ("GET", f"{SUB}/providers/Microsoft.Network/azureFirewalls"),
+    ("GET", f"{SUB}/providers/Microsoft.Network/firewallPolicies"),
+    ("GET", f"{NET}/firewallPolicies/fwp/ruleCollectionGroups"),
+    ("GET", f"{SUB}/providers/Microsoft.Network/ipGroups"),
+    ("GET", f"{SUB}/providers/Microsoft.Network/virtualNetworks"),
 ]
 # Subnets come inline with their VNet; only the repair reads (for its etag) and writes one alone.
 REPAIR_REQUESTS = [
@@ -187,6 +194,10 @@ def test_role_does_not_allow_more_than_it_needs() -> None:
         "Microsoft.Network/virtualNetworks/subnets/write",
         "Microsoft.Network/networkInterfaces/write",
         "Microsoft.Network/publicIPAddresses/write",
+        "Microsoft.Network/routeTables/write",
+        "Microsoft.Network/routeTables/routes/write",
+        "Microsoft.Network/azureFirewalls/write",
+        "Microsoft.Network/firewallPolicies/ruleCollectionGroups/write",
         "Microsoft.Compute/virtualMachines/read",
     ]:
         assert not is_covered(denied, actions), denied
