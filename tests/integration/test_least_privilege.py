@@ -48,6 +48,9 @@ def runtime(arm_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runt
     cc = next(d for d in docs if d["id"].endswith("/nsg-cyclecloud"))
     rules = [r for r in cc["properties"]["securityRules"] if r["name"] != "AllowAzureStorage"]
     cc["properties"]["securityRules"] = [*rules, asg_rule(sub)]
+    # A hub firewall policy: the sweep lists its rule collection groups too (the path beyond the NSGs).
+    policy = f"/subscriptions/{sub}/resourceGroups/rg-hub/providers/Microsoft.Network/firewallPolicies/fwp-hub"
+    docs.append({"id": policy, "location": "westeurope", "properties": {}})
     yield from remediator_runtime(arm_env, monkeypatch, docs, retries=1, SERVICE_TAGS_LOCATION="westeurope")
 
 
