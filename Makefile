@@ -5,8 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 CHECKOV_VENV := .venv-checkov
+LOWEST_VENV := .venv-lowest
 
-.PHONY: demo test lint types unit infra-check bench clean setup
+.PHONY: demo test test-lowest lint types unit infra-check bench clean setup
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +46,22 @@ infra-check: $(CHECKOV_VENV)/bin/checkov
 
 test: lint types unit infra-check
 
+# The tests again with every runtime dependency at the lowest version requirements.txt
+# allows (scripts/lowest_constraints.py turns each floor into a pin), in a venv of its own.
+$(LOWEST_VENV)/.installed: requirements.txt requirements-dev.txt scripts/lowest_constraints.py
+	rm -rf $(LOWEST_VENV)
+	$(PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) scripts/lowest_constraints.py requirements.txt > $(LOWEST_VENV)/constraints.txt
+	$(LOWEST_VENV)/bin/python -m pip install --quiet -r requirements-dev.txt -c $(LOWEST_VENV)/constraints.txt
+	touch $@
+
+test-lowest: $(LOWEST_VENV)/.installed node_modules/.bin/azurite
+	@echo "runtime dependencies at their floors:"; $(LOWEST_VENV)/bin/python -m pip list --format=freeze | grep -i -f $(LOWEST_VENV)/constraints.txt || true
+	$(LOWEST_VENV)/bin/python -m pytest
+
 bench: setup
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(LOWEST_VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

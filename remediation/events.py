@@ -2,8 +2,9 @@
 
 Event Grid delivers at least once and in no order, and real senders vary:
 ``claims`` and ``authorization`` arrive as objects or as JSON strings, keys
-differ in case, optional fields are missing, and some subscriptions use the
-CloudEvents 1.0 schema. Everything here is pure (no I/O): the trigger turns
+differ in case, optional fields are missing. The deployed subscription asks for
+the Event Grid schema (infra/app/eventgrid-subscription.bicep), so a CloudEvents
+1.0 event is refused, saying so. Everything here is pure (no I/O): the trigger turns
 the delivery into a dict, :func:`parse_event` turns that into a
 :class:`ResourceEvent` or raises :class:`~remediation.errors.InputError`
 naming the event id, and the handler asks :func:`is_relevant`,
@@ -14,7 +15,7 @@ trusted as the resource's state; the handler re-reads ARM.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -95,7 +96,7 @@ class OwnIdentity:
 
 @dataclass(frozen=True, slots=True)
 class ResourceEvent:
-    """One resource event, normalised from either schema.
+    """One resource event (Event Grid schema), normalised.
 
     ``claims`` has lower-cased keys and string values; ``resource_uri`` is the
     resource written or deleted (``data.resourceUri``, else the subject).
@@ -112,11 +113,6 @@ class ResourceEvent:
     correlation_id: str = ""
     claims: Mapping[str, str] = field(default_factory=dict, hash=False)
     authorization_action: str = ""
-    schema: str = "eventgrid"
-
-    @property
-    def is_delete(self) -> bool:
-        return self.event_type.lower() == DELETE_SUCCESS.lower()
 
     def claim(self, *names: str) -> str | None:
         """The first non-empty claim among ``names`` (case-insensitive)."""
@@ -127,16 +123,8 @@ class ResourceEvent:
         return None
 
 
-def iter_event_objects(payload: Any) -> Iterator[Any]:
-    """The events of a delivery: Event Grid posts a JSON array, triggers pass one."""
-    if isinstance(payload, list):
-        yield from payload
-    else:
-        yield payload
-
-
 def parse_event(obj: Any, *, subscription_id: str | None = None) -> ResourceEvent:
-    """Normalise one event (Event Grid or CloudEvents schema).
+    """Normalise one event (Event Grid schema).
 
     Raises InputError naming the event id when the event is unusable, and
     ScopeError when ``subscription_id`` is given and the event's resource is in
@@ -163,10 +151,13 @@ def _parse_event(obj: Any, *, subscription_id: str | None) -> ResourceEvent:
     if not event_id:
         raise InputError("event has no id", where=where)
 
-    cloud = _get(obj, "specversion") is not None
-    event_type = _text(_get(obj, "type" if cloud else "eventType"))
+    if _get(obj, "specversion") is not None:
+        raise InputError(
+            "a CloudEvents 1.0 event; the subscription delivers the Event Grid schema (EventGridSchema)", where=where
+        )
+    event_type = _text(_get(obj, "eventType"))
     if not event_type:
-        raise InputError("event has no " + ("type" if cloud else "eventType"), where=where)
+        raise InputError("event has no eventType", where=where)
     data = _as_object(_get(obj, "data"), "data", where) or {}
     claims_obj = _as_object(_get(data, "claims"), "data.claims", where) or {}
     authorization = _as_object(_get(data, "authorization"), "data.authorization", where) or {}
@@ -198,12 +189,11 @@ def _parse_event(obj: Any, *, subscription_id: str | None) -> ResourceEvent:
         resource_uri=resource_uri.rstrip("/"),
         operation_name=operation,
         subscription_id=event_subscription,
-        event_time=_time(_get(obj, "time" if cloud else "eventTime")),
+        event_time=_time(_get(obj, "eventTime")),
         status=_text(_get(data, "status")),
         correlation_id=_text(_get(data, "correlationId")),
         claims={str(k).lower(): _text(v) for k, v in claims_obj.items() if v is not None},
         authorization_action=_text(_get(authorization, "action")),
-        schema="cloudevents" if cloud else "eventgrid",
     )
 
 

@@ -18,9 +18,6 @@ from remediation.errors import SettingsError
 from remediation.findings import Severity
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
-DEFAULT_SWEEP_SCHEDULE = "0 */15 * * * *"
-#: The drain timer picks up events a drainer left (it stopped, or its instance died).
-DEFAULT_DRAIN_SCHEDULE = "30 * * * * *"
 #: How long NIC events wait for company before they are read together (a scale-up's NICs).
 DEFAULT_EVENT_COALESCE_SECONDS = 10.0
 DEFAULT_LOCKDOWN_TAG = "cyclecloud-lockdown"
@@ -80,8 +77,8 @@ SETTING_NAMES: dict[str, str] = {
     "REMEDIATOR_PRINCIPAL_ID": "object id of that identity, to recognise its own writes",
     "ARM_ENDPOINT": "Resource Manager endpoint (sovereign clouds, the emulator)",
     "REMEDIATION_MODE": "enforce (restore rules) or audit (alert only)",
-    "SWEEP_SCHEDULE": "NCRONTAB schedule of the sweep timer",
-    "DRAIN_SCHEDULE": "NCRONTAB schedule of the timer that handles events a drain left pending",
+    "SWEEP_SCHEDULE": "NCRONTAB schedule of the sweep timer (read by the Functions host: %SWEEP_SCHEDULE%)",
+    "DRAIN_SCHEDULE": "NCRONTAB schedule of the timer that handles events a drain left pending (Functions host)",
     "EVENT_COALESCE_SECONDS": "seconds NIC events wait to be read together (NSG and subnet events never wait)",
     "LOCKDOWN_TAG": "the NSG tag that marks managed NSGs and their role",
     "BASELINE_PATH": "optional operator baseline YAML replacing the shipped one",
@@ -118,8 +115,6 @@ class Settings:
     remediator_principal_id: str = ""
     arm_endpoint: str = DEFAULT_ARM_ENDPOINT
     mode: Mode = Mode.AUDIT
-    sweep_schedule: str = DEFAULT_SWEEP_SCHEDULE
-    drain_schedule: str = DEFAULT_DRAIN_SCHEDULE
     event_coalesce_seconds: float = DEFAULT_EVENT_COALESCE_SECONDS
     lockdown_tag: str = DEFAULT_LOCKDOWN_TAG
     baseline_path: str = ""
@@ -198,8 +193,6 @@ class Settings:
             remediator_principal_id=get("REMEDIATOR_PRINCIPAL_ID").lower(),
             arm_endpoint=arm.rstrip("/"),
             mode=mode,
-            sweep_schedule=get("SWEEP_SCHEDULE", DEFAULT_SWEEP_SCHEDULE) or DEFAULT_SWEEP_SCHEDULE,
-            drain_schedule=get("DRAIN_SCHEDULE", DEFAULT_DRAIN_SCHEDULE) or DEFAULT_DRAIN_SCHEDULE,
             event_coalesce_seconds=_float(
                 get("EVENT_COALESCE_SECONDS") or str(DEFAULT_EVENT_COALESCE_SECONDS), "EVENT_COALESCE_SECONDS"
             ),

@@ -23,6 +23,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=Path, help='JSON file of resources to load: {"resources": [...]} or a list')
     parser.add_argument("--page-size", type=int, default=None, help="list page size before a nextLink")
     parser.add_argument("--lro-polls", type=int, default=None, help="polls an operation answers InProgress")
+    parser.add_argument(
+        "--demo-network", action="store_true", help="load the demo's locked-down CycleCloud network (devtools/demo.py)"
+    )
+    parser.add_argument(
+        "--local-settings",
+        type=Path,
+        metavar="FILE",
+        help="write FILE (local.settings.json for `func start`): local.settings.example.json aimed at this emulator",
+    )
+
+
+EXAMPLE_SETTINGS = Path(__file__).resolve().parents[2] / "local.settings.example.json"
+
+
+def local_settings(example: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """``example`` (local.settings.json's shape) with the emulator's ``env`` in its Values: the
+    ARM endpoint, the managed-identity endpoint, the CA bundle, the identity and the subscription."""
+    values = dict(example.get("Values") or {})
+    values.update(env)
+    return {**example, "Values": values}
 
 
 def _load_seed(path: Path) -> list[dict[str, Any]]:
@@ -55,6 +75,15 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     with emulator:
+        if args.demo_network:
+            from devtools.demo import cyclecloud_network  # noqa: PLC0415 - only with --demo-network
+            from remediation.baseline_file import load_baseline  # noqa: PLC0415
+
+            emulator.seed(cyclecloud_network(emulator.subscription_id, load_baseline()))
+        if args.local_settings:
+            example = json.loads(EXAMPLE_SETTINGS.read_text(encoding="utf-8"))
+            text = json.dumps(local_settings(example, emulator.env()), indent=2) + "\n"
+            args.local_settings.write_text(text, encoding="utf-8")
         if seed:
             try:
                 emulator.seed(seed)

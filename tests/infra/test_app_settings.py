@@ -163,7 +163,7 @@ def test_first_deployment_defaults_are_accepted_by_the_code_and_safe() -> None:
     assert settings.arm_endpoint == "https://management.azure.com"
     assert env["ARM_ENDPOINT"] == "https://management.azure.com", "trailing slash must be stripped"
     assert settings.subscription_id == SUBSCRIPTION_ID
-    assert settings.sweep_schedule == "0 */15 * * * *"
+    assert env["SWEEP_SCHEDULE"] == "0 */15 * * * *"  # the timer binding's %SWEEP_SCHEDULE%
     assert settings.lockdown_tag == "cyclecloud-lockdown"
     assert (settings.service_tags_location, settings.service_tags_refresh_hours) == ("", 24.0)
     assert settings.service_endpoint_repair is False

@@ -219,14 +219,16 @@ def test_parameter_file_maps_the_azd_environment_onto_declared_parameters() -> N
             )
 
 
-def test_postdeploy_passes_exactly_the_event_grid_parameters() -> None:
+@pytest.mark.parametrize(("hook", "value"), [("postdeploy.sh", '"'), ("postdeploy.ps1", "$")])
+def test_postdeploy_passes_exactly_the_event_grid_parameters(hook: str, value: str) -> None:
+    """Both the POSIX and the Windows hook deploy eventgrid.bicep with the same parameters."""
     declared = parse("eventgrid.bicep")["parameters"]
-    script = (ROOT / "scripts" / "postdeploy.sh").read_text(encoding="utf-8")
+    script = (ROOT / "scripts" / hook).read_text(encoding="utf-8")
     block = script[script.index("--parameters") : script.index("--output none", script.index("--parameters"))]
-    passed = set(re.findall(r"([a-zA-Z]+)=\"", block))
-    assert passed <= set(declared), f"postdeploy.sh passes unknown parameters: {passed - set(declared)}"
+    passed = set(re.findall(r"([a-zA-Z]+)=" + re.escape(value), block))
+    assert passed <= set(declared), f"{hook} passes unknown parameters: {passed - set(declared)}"
     required = {name for name, p in declared.items() if p["default"] is None}
-    assert required <= passed, f"postdeploy.sh does not pass: {required - passed}"
+    assert required <= passed, f"{hook} does not pass: {required - passed}"
 
 
 def test_azure_yaml_deploys_the_function_and_runs_the_hooks() -> None:
@@ -235,6 +237,11 @@ def test_azure_yaml_deploys_the_function_and_runs_the_hooks() -> None:
     for hook in ("postdeploy.sh", "predown.sh"):
         assert f"./scripts/{hook}" in text
         assert (ROOT / "scripts" / hook).stat().st_mode & 0o111, f"scripts/{hook} must be executable"
+    for hook in ("postdeploy", "predown"):  # Windows developers run azd from PowerShell
+        windows = re.search(rf"  {hook}:\n(?:    .*\n)*?    windows:\n      shell: pwsh\n      run: ([^\n]+)\n", text)
+        assert windows, f"azure.yaml has no Windows (pwsh) {hook} hook"
+        assert windows.group(1) == f"./scripts/{hook}.ps1", hook
+        assert (ROOT / "scripts" / f"{hook}.ps1").is_file()
 
 
 def test_http_functions_can_sit_behind_entra_authentication_that_spares_event_grid() -> None:
