@@ -5,7 +5,9 @@ network shaped as CycleCloud Workspace for Slurm deploys it (one NSG tagged
 ``cyclecloud,cluster`` on every subnet, the CycleCloud VM's NIC in
 ``asg-cyclecloud`` and tagged ``cyclecloud-lockdown=cyclecloud``), then a person
 breaks it the way people do: deletes AllowAzureStorage, adds a deny on 9443 and
-takes CycleCloud's NIC out of ``asg-cyclecloud``. The emulator's Event Grid events drive the Function app's own
+takes CycleCloud's NIC out of ``asg-cyclecloud``; the network team drops
+``management.azure.com`` from the hub's Azure Firewall policy, which the
+CycleCloud subnet's route table sends all outbound traffic through. The emulator's Event Grid events drive the Function app's own
 ``on_nsg_change`` handler, which talks to the emulator through the real Azure
 SDK with its managed identity. The demo prints what was found, what was
 restored, what could not be (a person's rule is never deleted: it is alerted),
@@ -15,6 +17,7 @@ and the alerts Teams and email would get. Nothing leaves 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -38,6 +41,10 @@ TAG = "cyclecloud-lockdown"
 CCWS_NSG = "nsg-ccws"
 CCWS_NIC = "ccw-cyclecloud-vm-nic"
 CCWS_CYCLECLOUD_IP = "10.10.0.4"
+HUB_RESOURCE_GROUP = "rg-hub"
+HUB_FIREWALL_IP = "10.0.1.4"
+HUB_POLICY = "fwp-hub"
+HUB_APP_GROUP = "CycleCloud_AppRules"
 _FOREIGN_CREDENTIALS = (
     "AZURE_CLIENT_SECRET",
     "AZURE_CLIENT_CERTIFICATE_PATH",
@@ -73,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         from remediation.baseline_file import load_baseline  # noqa: PLC0415 - after the environment is set
 
         baseline = load_baseline()
-        em.seed(ccws_network(SUBSCRIPTION, baseline))
+        network = ccws_network(SUBSCRIPTION, baseline)
+        em.seed([*network, *hub_firewall(SUBSCRIPTION, baseline, network)])
         out.heading(f"CycleCloud Lockdown Guard demo: ARM emulator at {em.endpoint}")
         out.line(f"subscription {SUBSCRIPTION}, resource group {RESOURCE_GROUP}, mode enforce")
 
@@ -90,6 +98,11 @@ def run(args: argparse.Namespace) -> int:
         out.line(
             f"CycleCloud VM's NIC {CCWS_NIC} ({CCWS_CYCLECLOUD_IP}, in asg-cyclecloud) tagged {TAG}=cyclecloud: "
             "the guard judges compute -> 10.10.0.4 on 5672 and 9443, nothing between other subnets"
+        )
+        out.line(
+            f"route table rt-ccws-to-hub: 0.0.0.0/0 -> the hub's Azure Firewall ({HUB_FIREWALL_IP}, policy "
+            f"{HUB_POLICY}), whose {HUB_APP_GROUP} group allows HTTPS from CycleCloud to the document's "
+            f"{len(baseline.firewall_fqdns)} names"
         )
         out.line(f"initial check: {len(before.findings)} finding(s)")
 
@@ -115,6 +128,13 @@ def run(args: argparse.Namespace) -> int:
         nic = ccws_nic(_network_base(SUBSCRIPTION), _network_base(SUBSCRIPTION) + "/virtualNetworks/vnet-ccws", asgs=())
         people.network_interfaces.begin_create_or_update(
             RESOURCE_GROUP, CCWS_NIC, {k: v for k, v in nic.items() if k != "id"}
+        ).result()
+        em.events.wait_idle(timeout=20)
+        out.line(f"edits the hub's firewall policy {HUB_POLICY}: {HUB_APP_GROUP} no longer lists management.azure.com")
+        without_arm = [f.fqdn for f in baseline.firewall_fqdns if f.fqdn != "management.azure.com"]
+        group = cyclecloud_rule_group(SUBSCRIPTION, without_arm)
+        people.firewall_policy_rule_collection_groups.begin_create_or_update(
+            HUB_RESOURCE_GROUP, HUB_POLICY, HUB_APP_GROUP, {"properties": group["properties"]}
         ).result()
         em.events.wait_idle(timeout=20)
         people.close()
@@ -152,6 +172,9 @@ def run(args: argparse.Namespace) -> int:
         restored_ok = "AllowAzureStorage" in ccws_rules
         kept_ok = "DenyCycleCloud9443" in ccws_rules
         amqp_ok = any(f.kind.value == "port_blocked" and f.requirement == "amqp_5672" for f in after.remaining)
+        firewall_ok = any(
+            f.kind.value == "firewall_blocked" and f.requirement == "management.azure.com" for f in after.remaining
+        )
         out.heading("5. End state")
         out.line(f"{CCWS_NSG}: {', '.join(ccws_rules)}")
         out.line(f"still wrong (needs a person): {len([f for f in after.remaining if not f.remediable])} finding(s)")
@@ -160,11 +183,12 @@ def run(args: argparse.Namespace) -> int:
         rt.close()
 
     elapsed = time.monotonic() - started
-    ok = restored_ok and kept_ok and amqp_ok
+    ok = restored_ok and kept_ok and amqp_ok and firewall_ok
     print(
         f"\n{'OK' if ok else 'FAILED'}: AllowAzureStorage {'restored' if restored_ok else 'NOT restored'}; "
         f"the person's DenyCycleCloud9443 {'kept and alerted' if kept_ok else 'was removed (wrong!)'}; "
         f"CycleCloud's NIC out of asg-cyclecloud {'seen: amqp_5672 blocked' if amqp_ok else 'NOT seen'}; "
+        f"the firewall's gap {'seen: management.azure.com blocked, alerted, not written' if firewall_ok else 'NOT seen'}; "
         f"{elapsed:.1f}s"
     )
     return 0 if ok else 1
@@ -334,6 +358,81 @@ def ccws_network(
         ),
         ccws_nic(base, vnet_id, asgs=(asg_cc,)),
     ]
+
+
+def hub_firewall(subscription_id: str, baseline: Baseline, network: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A hub's Azure Firewall on the network's path, shaped as Microsoft's hub-and-spoke sample
+    (microsoft/WhatTheHack 035-HubAndSpoke: 0.0.0.0/0 to the firewall's private IP, a policy of
+    rule collection groups), with the VNet of ``network`` peered to the hub and on the route table.
+
+    The policy allows HTTPS from the CycleCloud subnet to the baseline's names, then denies all
+    web traffic; the VNet comes back with each subnet on the route table.
+    """
+    hub = _network_base(subscription_id, HUB_RESOURCE_GROUP)
+    table = f"{hub}/routeTables/rt-ccws-to-hub"
+    policy = f"{hub}/firewallPolicies/{HUB_POLICY}"
+    spoke = next(copy.deepcopy(d) for d in network if "/virtualNetworks/" in d["id"])
+    for subnet in spoke["properties"]["subnets"]:
+        subnet["properties"]["routeTable"] = {"id": table}
+    spoke["properties"]["virtualNetworkPeerings"] = [
+        {
+            "name": "to-hub",
+            "properties": {"peeringState": "Connected", "remoteAddressSpace": {"addressPrefixes": ["10.0.0.0/16"]}},
+        }
+    ]
+    route = {"addressPrefix": "0.0.0.0/0", "nextHopType": "VirtualAppliance", "nextHopIpAddress": HUB_FIREWALL_IP}
+    deny_all = {
+        "ruleCollectionType": "FirewallPolicyFilterRuleCollection",
+        "name": "deny-all-web",
+        "priority": 65000,
+        "action": {"type": "Deny"},
+        "rules": [_app_rule("deny-any-https", ["*"], ["*"])],
+    }
+    return [
+        {"id": table, "location": LOCATION, "properties": {"routes": [{"name": "all-to-hub", "properties": route}]}},
+        {
+            "id": f"{hub}/azureFirewalls/fw-hub",
+            "location": LOCATION,
+            "properties": {
+                "sku": {"name": "AZFW_VNet", "tier": "Standard"},
+                "ipConfigurations": [{"name": "ipconfig1", "properties": {"privateIPAddress": HUB_FIREWALL_IP}}],
+                "firewallPolicy": {"id": policy},
+            },
+        },
+        {"id": policy, "location": LOCATION, "properties": {"sku": {"tier": "Standard"}}},
+        cyclecloud_rule_group(subscription_id, [f.fqdn for f in baseline.firewall_fqdns]),
+        {
+            "id": f"{policy}/ruleCollectionGroups/Platform_DenyAll",
+            "properties": {"priority": 65000, "ruleCollections": [deny_all]},
+        },
+        spoke,
+    ]
+
+
+def cyclecloud_rule_group(subscription_id: str, names: Sequence[str]) -> dict[str, Any]:
+    """The hub policy's group allowing HTTPS from the CycleCloud subnet (10.10.0.0/29) to ``names``."""
+    policy = f"{_network_base(subscription_id, HUB_RESOURCE_GROUP)}/firewallPolicies/{HUB_POLICY}"
+    collection = {
+        "ruleCollectionType": "FirewallPolicyFilterRuleCollection",
+        "name": "allow-cyclecloud-azure",
+        "priority": 300,
+        "action": {"type": "Allow"},
+        "rules": [_app_rule("cyclecloud-apis", list(names), ["10.10.0.0/29"])],
+    }
+    return {
+        "id": f"{policy}/ruleCollectionGroups/{HUB_APP_GROUP}",
+        "properties": {"priority": 300, "ruleCollections": [collection]},
+    }
+
+
+def _app_rule(name: str, fqdns: list[str], sources: list[str]) -> dict[str, Any]:
+    return {
+        "ruleType": "ApplicationRule",
+        "name": name,
+        "protocols": [{"protocolType": "Https", "port": 443}],
+        "targetFqdns": fqdns,
+        "sourceAddresses": sources,
+    }
 
 
 def _vnet(vnet_id: str, *subnets: dict[str, Any]) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from remediation.firewall import (
 )
 from remediation.model import IPNetwork, Subnet
 from remediation.network import Network
-from remediation.required_flows import required_flows
+from remediation.required_flows import RequiredFlows, required_flows
 from remediation.routes import Destination, Hop, NextHopType, RouteTable, SubnetRoutes, routes_by_subnet, system_routes
 
 __all__ = ["NEVER_WRITTEN", "PathInventory", "PathReport", "PathVerdict", "judge_paths", "merge_paths"]
@@ -160,13 +160,14 @@ class _Judge:
         self.findings: dict[tuple[str, ...], Finding] = {}
 
     def run(self) -> PathReport:
+        located = required_flows(self.network, self.baseline)
         for requirement in self.baseline.firewall_fqdns:
-            for subnet in self._subnets(requirement.roles):
-                self._name(requirement, subnet)
+            for subnet, sources in self._sources(requirement.roles, located):
+                self._name(requirement, subnet, sources)
         # The same node -> CycleCloud pairs the NSG review judges (required_flows.py): from each
         # node subnet to CycleCloud's host, never between the subnets of one shared NSG.
         pairs: dict[tuple[str, str, str], tuple[FlowRequirement, Subnet, tuple[IPNetwork, ...]]] = {}
-        for leg in required_flows(self.network, self.baseline).legs:
+        for leg in located.legs:
             flow, source = leg.requirement, leg.source.subnet
             if flow.source.role is None or flow.destination.role is None or source is None:
                 continue  # flows to literal addresses are the NSG review's
@@ -178,11 +179,19 @@ class _Judge:
 
     # ------------------------------------------------------------------ topology
 
-    def _subnets(self, roles: frozenset[Role]) -> list[Subnet]:
-        found: dict[str, Subnet] = {}
-        for role in sorted(roles):
-            for subnet in self.network.subnets_with_role(role):
-                found.setdefault(subnet.key, self.network.subnets.get(subnet.key, subnet))
+    def _sources(self, roles: frozenset[Role], located: RequiredFlows) -> list[tuple[Subnet, tuple[IPNetwork, ...]]]:
+        """Where a name is reached from: CycleCloud's host (its subnet's routes, its own addresses) as
+        required_flows locates it, and the node subnets; never the other subnets of a shared NSG."""
+        found: dict[str, tuple[Subnet, tuple[IPNetwork, ...]]] = {}
+        if Role.CYCLECLOUD in roles:
+            for end in located.cyclecloud:
+                if end.subnet is not None:
+                    subnet = self.network.subnets.get(end.subnet.key, end.subnet)
+                    found.setdefault(subnet.key, (subnet, end.networks() or subnet.address_prefixes))
+        if Role.CLUSTER in roles:
+            for node in located.node_subnets:
+                subnet = self.network.subnets.get(node.key, node)
+                found.setdefault(subnet.key, (subnet, subnet.address_prefixes))
         return list(found.values())
 
     def _routes(self, subnet: Subnet) -> SubnetRoutes | None:
@@ -208,7 +217,7 @@ class _Judge:
 
     # ------------------------------------------------------------------ names (HTTPS to the document's FQDNs)
 
-    def _name(self, requirement: RequiredFqdn, subnet: Subnet) -> None:
+    def _name(self, requirement: RequiredFqdn, subnet: Subnet, sources: tuple[IPNetwork, ...]) -> None:
         routes = self._routes(subnet)
         if routes is None:
             return
@@ -225,7 +234,7 @@ class _Judge:
                     service_tag=requirement.service_tag,
                     app_protocol=requirement.app_protocol,
                 )
-                for prefix in subnet.address_prefixes
+                for prefix in sources
             ]
             self._through_firewall(requirement.fqdn, label, subnet, hop, flows, severity)
         elif hop.next_hop is NextHopType.INTERNET:
@@ -309,7 +318,11 @@ class _Judge:
     ) -> None:
         rule = decision.decided_by.label if decision.decided_by else ""
         where = f"firewall {firewall.name}"
-        source = f" from {flow.source}" if len(subnet.address_prefixes) > 1 else ""
+        source = (
+            f" from {flow.source}"
+            if flow.source not in subnet.address_prefixes or len(subnet.address_prefixes) > 1
+            else ""
+        )
         if decision.outcome == "allowed":
             text = f"{label}{source} is allowed by {where}, rule {rule}"
             self._verdict(requirement, subnet, hop, "allowed", text, firewall=firewall.name, rule=rule)

@@ -161,3 +161,17 @@ def test_flows_beyond_the_nsgs_run_from_node_subnets_to_cyclecloud_only() -> Non
         (v.requirement, v.subnet.rsplit("/", 1)[-1], v.destination) for v in report.verdicts if "_" in v.requirement
     }
     assert flows == {("amqp_5672", "compute", "10.0.0.4/32"), ("https_9443", "compute", "10.0.0.4/32")}
+
+
+def test_names_are_reached_from_cyclecloud_s_host_not_every_subnet_of_a_shared_nsg() -> None:
+    # The same CCWS network: the shared NSG is tagged cyclecloud,cluster on every subnet, but only
+    # CycleCloud's host (its tagged NIC, 10.0.0.4 in subnet cyclecloud) must reach the document's names.
+    from remediation.baseline_file import load_baseline
+    from remediation.network import Network
+    from remediation.paths import PathInventory, judge_paths
+    from tests.support.networks import ccws
+
+    baseline = load_baseline()
+    report = judge_paths(Network(ccws(), baseline.lockdown_tag), PathInventory(), baseline)
+    names = {(v.requirement, v.subnet.rsplit("/", 1)[-1]) for v in report.verdicts if "." in v.requirement}
+    assert names == {(name, "cyclecloud") for name in DOCUMENT_NAMES}

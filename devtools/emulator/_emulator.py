@@ -27,7 +27,7 @@ from devtools.emulator._http import Request, Response
 from devtools.emulator._identity import HUMAN, REMEDIATOR, Identities, Principal
 from devtools.emulator._lro import Operations
 from devtools.emulator._network import NIC, NSG, VNET, Network, copy_json
-from devtools.emulator._paths import PATH_TYPES
+from devtools.emulator._paths import PATH_CHILDREN, PATH_TYPES
 from devtools.emulator._ratelimit import RateLimits, kind_of
 from devtools.emulator._routes import parse
 from devtools.emulator._server import make_server
@@ -199,7 +199,8 @@ class Emulator:
 
     def seed(self, resources: Iterable[Mapping[str, Any]]) -> list[str]:
         """Load ARM-shaped resources (each with its ``id``) straight into the state: validated like
-        a PUT, but no operation, no event, no log entry. NSGs load before VNets before NICs."""
+        a PUT, but no operation, no event, no log entry. NSGs load before VNets before NICs; a
+        firewall policy's rule collection groups (its children, own resources in ARM) after it."""
         # Route tables, policies and IP groups first too: subnets and firewalls name them.
         order = {NSG.lower(): 0, VNET.lower(): 1, NIC.lower(): 2} | {t.lower(): 0 for t in PATH_TYPES}
         items = []
@@ -208,6 +209,9 @@ class Emulator:
             if not isinstance(rid, str):
                 raise ArmError(400, "InvalidSeed", f"a seeded resource needs an 'id': {dict(raw)!r:.200}")
             route = parse(rid)
+            if route.kind == "child" and route.type in PATH_CHILDREN:
+                items.append((3, route, raw))
+                continue
             if route.kind != "item":
                 raise ArmError(400, "InvalidSeed", f"seed top-level resources only, not {rid}")
             items.append((order[route.type.lower()], route, raw))
