@@ -35,12 +35,17 @@ EMAIL_ACS = "email-acs"
 EMAIL_SMTP = "email-smtp"
 
 _CRITICAL_KINDS = frozenset({FindingKind.PORT_BLOCKED, FindingKind.LOCKDOWN_BREACH})
+#: Judged on the path beyond the NSGs (remediation/paths.py), never remediable by design: the
+#: finding's own severity says how urgent (critical for CycleCloud's names, info when not judged).
+_PATH_KINDS = frozenset({FindingKind.FIREWALL_BLOCKED, FindingKind.ROUTE_DROPPED, FindingKind.PATH_UNJUDGED})
 
 
 def alert_severity(finding: Finding) -> Severity:
     """Blocked node ports and lockdown breaches are incidents; what we cannot fix needs a human."""
     if finding.kind in _CRITICAL_KINDS:
         return Severity.CRITICAL
+    if finding.kind in _PATH_KINDS:
+        return finding.severity
     if not finding.remediable:
         return Severity.HIGH
     return Severity.MEDIUM

@@ -42,6 +42,21 @@ def test_severity_by_kind_and_remediability(finding: Finding, severity: Severity
     assert policy.alert_severity(finding) is severity
 
 
+@pytest.mark.parametrize(
+    ("kind", "severity"),
+    [
+        ("firewall_blocked", Severity.CRITICAL),  # one of CycleCloud's names: critical, though never remediable
+        ("firewall_blocked", Severity.HIGH),  # a name an operator added
+        ("path_unjudged", Severity.INFO),  # an appliance the guard cannot judge: said, not an incident
+    ],
+)
+def test_path_findings_alert_at_their_own_severity(kind: str, severity: Severity) -> None:
+    from remediation.findings import FindingKind
+
+    finding = Finding(FindingKind(kind), "management.azure.com", "/fwp", None, False, severity, "m", "never written")
+    assert policy.alert_severity(finding) is severity
+
+
 def test_new_finding_alerts_once_across_repeated_sweeps() -> None:
     s = Sweeper()
     first = s.sweep([port_blocked()], 0)
