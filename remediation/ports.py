@@ -382,8 +382,13 @@ class StateStore(Protocol):
         """Newest first."""
         ...
 
-    def attachments(self) -> dict[str, str]:
-        """Subnet id -> the managed NSG id it was last seen attached to (what detachments are judged by)."""
+    def attachments(self, *, near: Collection[str] | None = None) -> dict[str, str]:
+        """Subnet id -> the managed NSG id it was last seen attached to (what detachments are judged by).
+
+        All of them, or with ``near`` (VNet and NSG ids, compared case-insensitively) only the pairs
+        whose subnet lies in one of those VNets or whose NSG is one of those NSGs: what an event needs,
+        without loading the memory of the whole subscription.
+        """
         ...
 
     def save_attachments(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:

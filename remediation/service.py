@@ -150,7 +150,9 @@ class Reconciler:
             actor=actor,
         )
         tags = self.current_tags()
-        expected = _load_attachments(state, report)
+        # An event needs the memory of its neighbourhood only, not of the whole subscription.
+        near = _near_keys(affected) if affected is not None else None
+        expected = _load_attachments(state, report, near=near)
         if accepted:
             expected = {s: n for s, n in expected.items() if s.lower() not in accepted}
             report.accepted_detached = sorted(accepted)
@@ -170,6 +172,9 @@ class Reconciler:
                 # An event reads what it names and what the verdict depends on, not the subscription.
                 gathered = self.source.neighbourhood(affected, extra_subnet_ids=tuple(sorted(judged)))
                 inventory = gathered.inventory
+                if near is not None and gathered.vnet_ids - near:
+                    more = _load_attachments(state, report, near=gathered.vnet_ids - near)
+                    expected.update({s: n for s, n in more.items() if s.lower() not in accepted})
                 # Only remembered subnets whose VNet was looked at can be found gone; the rest of the
                 # memory plays no part in this run (one pass, so an event's cost stays flat).
                 looked_at = {s: n for s, n in expected.items() if _vnet_key(s) in gathered.vnet_ids}
@@ -615,12 +620,24 @@ def _accepted_subnets(subnet_ids: Collection[str], subscription_id: str) -> set[
     return accepted
 
 
-def _load_attachments(state: StateStore | None, report: ReconcileReport) -> dict[str, str]:
-    """The remembered subnet -> managed NSG pairs; none (reported) when the store fails."""
+def _near_keys(affected: Collection[str]) -> set[str]:
+    """The VNets and NSGs (lower-cased ids) whose remembered attachments an event on ``affected`` concerns."""
+    keys = set()
+    for resource_id in affected:
+        vnet = _vnet_key(resource_id)
+        keys.add(vnet or resource_id.lower().rstrip("/"))
+    return keys
+
+
+def _load_attachments(
+    state: StateStore | None, report: ReconcileReport, *, near: Collection[str] | None = None
+) -> dict[str, str]:
+    """The remembered subnet -> managed NSG pairs (those ``near`` some VNets and NSGs, if given);
+    none (reported) when the store fails."""
     if state is None:
         return {}
     try:
-        return dict(state.attachments())
+        return dict(state.attachments(near=near))
     except Exception as exc:  # the run still judges what the inventory shows
         log.exception("loading the remembered NSG attachments failed")
         report.errors.append(f"attachments: not loaded, detachments judged without memory: {type(exc).__name__}: {exc}")

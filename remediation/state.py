@@ -312,8 +312,26 @@ class TableStateStore:
 
     # -- attachments ----------------------------------------------------------
 
-    def attachments(self) -> dict[str, str]:
-        return self._pairs(_ATTACHMENT_PARTITION, "subnet_id", "nsg_id", "read attachments")
+    def attachments(self, *, near: Collection[str] | None = None) -> dict[str, str]:
+        if near is None:
+            unkeyed: dict[str, str] = {}
+            pairs = self._pairs(_ATTACHMENT_PARTITION, "subnet_id", "nsg_id", "read attachments", unkeyed)
+            if unkeyed:  # rows from before the keys existed: rewritten once, so lookups near a VNet find them
+                self.save_attachments(unkeyed)
+            return pairs
+        table = self._table("attachments")
+        pairs = {}
+        keys = sorted({k.lower().rstrip("/") for k in near})
+        # The service allows 15 comparisons in a filter: the partition and two for each of 7 ids.
+        for start in range(0, len(keys), 7):
+            chunk = keys[start : start + 7]
+            either = " or ".join(f"vnet_key eq @k{i} or nsg_key eq @k{i}" for i in range(len(chunk)))
+            params: dict[str, Any] = {"pk": _ATTACHMENT_PARTITION, **{f"k{i}": k for i, k in enumerate(chunk)}}
+            with self._errors(table.table_name, "read attachments"), _absent_is_empty():
+                # (a space ends a parameter name for the SDK)
+                for entity in table.query_entities(f"PartitionKey eq @pk and ( {either} )", parameters=params):
+                    pairs[str(entity["subnet_id"])] = str(entity["nsg_id"])
+        return pairs
 
     def save_attachments(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
         self._save_pairs(_ATTACHMENT_PARTITION, "subnet_id", "nsg_id", current, forget, "save attachments")
@@ -324,12 +342,17 @@ class TableStateStore:
     def save_managed_nsgs(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
         self._save_pairs(_MANAGED_PARTITION, "nsg_id", "roles", current, forget, "save managed NSGs")
 
-    def _pairs(self, partition: str, key_field: str, value_field: str, what: str) -> dict[str, str]:
+    def _pairs(
+        self, partition: str, key_field: str, value_field: str, what: str, unkeyed: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """Every pair in ``partition``; those written before the lookup keys existed also go in ``unkeyed``."""
         table = self._table("attachments")
         pairs: dict[str, str] = {}
         with self._errors(table.table_name, what), _absent_is_empty():
             for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}):
                 pairs[str(entity[key_field])] = str(entity[value_field])
+                if unkeyed is not None and "vnet_key" not in entity:
+                    unkeyed[str(entity[key_field])] = str(entity[value_field])
         return pairs
 
     def _save_pairs(
@@ -354,6 +377,7 @@ class TableStateStore:
                 "RowKey": key,
                 key_field: resource_id,
                 value_field: value,
+                **(_near_keys(resource_id, value) if partition == _ATTACHMENT_PARTITION else {}),
                 "seen_at": at,
             }
         operations = [("upsert", e, {"mode": UpdateMode.REPLACE}) for e in upserts.values()]
@@ -435,6 +459,18 @@ def _table_errors(table: str, action: str) -> Iterator[None]:
         raise  # answers, not failures: the callers decide what they mean
     except AzureError as exc:
         raise TransientError(f"state table {table}: {action} failed: {type(exc).__name__}: {exc.message}") from None
+
+
+def _near_keys(subnet_id: str, nsg_id: str) -> dict[str, str]:
+    """What an attachment row is looked up by: its subnet's VNet and its NSG, lower-cased."""
+    return {"vnet_key": _vnet_key(subnet_id), "nsg_key": nsg_id.lower()}
+
+
+def _vnet_key(subnet_id: str) -> str:
+    """The lower-cased VNet id of a subnet id ("" when it is none)."""
+    lowered = subnet_id.lower().rstrip("/")
+    cut = lowered.rfind("/subnets/")
+    return lowered[:cut] if cut > 0 else ""
 
 
 def _subnet_key(subnet_id: str) -> str:
@@ -571,9 +607,13 @@ class InMemoryStateStore:
             entries = list(reversed(self._history.get(fingerprint or "restored", [])))
         return entries[:limit]
 
-    def attachments(self) -> dict[str, str]:
+    def attachments(self, *, near: Collection[str] | None = None) -> dict[str, str]:
         with self._lock:
-            return {subnet_id: nsg_id for subnet_id, nsg_id, _ in self._attachments.values()}
+            pairs = {subnet_id: nsg_id for subnet_id, nsg_id, _ in self._attachments.values()}
+        if near is None:
+            return pairs
+        keys = {k.lower().rstrip("/") for k in near}
+        return {s: n for s, n in pairs.items() if _vnet_key(s) in keys or n.lower() in keys}
 
     def save_attachments(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
         at = self._clock()

@@ -146,7 +146,7 @@ class MemoryState:
     def load_status(self) -> dict[str, Any] | None:
         return self.status
 
-    def attachments(self) -> dict[str, str]:
+    def attachments(self, *, near: Collection[str] | None = None) -> dict[str, str]:
         return dict(self.attached)
 
     def save_attachments(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:

@@ -228,7 +228,7 @@ def test_a_deleted_vnet_forgets_its_subnets() -> None:
 
 
 class BrokenState(MemoryState):
-    def attachments(self) -> dict[str, str]:
+    def attachments(self, *, near: Collection[str] | None = None) -> dict[str, str]:
         raise OSError("table unreachable")
 
     def save_attachments(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:

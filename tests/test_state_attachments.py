@@ -85,3 +85,30 @@ def test_managed_nsgs_round_trip_apart_from_the_attachments(store: StateStore) -
     store.save_managed_nsgs({f"{NSGS}/NSG-A": "cluster,cyclecloud"}, forget=[f"{NSGS}/nsg-b", f"{NSGS}/gone"])
     assert store.managed_nsgs() == {f"{NSGS}/NSG-A": "cluster,cyclecloud"}
     assert store.attachments() == {subnet(1): f"{NSGS}/nsg-a"}
+
+
+def test_an_event_loads_only_the_pairs_near_its_vnets_and_nsgs(store: StateStore) -> None:
+    other = VNET.replace("/vnet", "/vnet-other")
+    store.save_attachments(
+        {subnet(1): f"{NSGS}/nsg-a", subnet(2): f"{NSGS}/nsg-b", f"{other}/subnets/x": f"{NSGS}/nsg-c"}
+        | {f"{VNET}-{i}/subnets/s": f"{NSGS}/nsg-{i}" for i in range(20)}  # more VNets than one filter holds
+    )
+    # By VNet (any case): both of its subnets; by NSG: the pair in the other VNet.
+    assert store.attachments(near=[VNET.upper()]) == {subnet(1): f"{NSGS}/nsg-a", subnet(2): f"{NSGS}/nsg-b"}
+    assert store.attachments(near=[f"{NSGS}/NSG-C"]) == {f"{other}/subnets/x": f"{NSGS}/nsg-c"}
+    # Ten VNets at once: more than the 15 comparisons one filter may hold, so several queries.
+    wanted = [f"{VNET}-{i}" for i in range(10)]
+    assert sorted(store.attachments(near=wanted)) == sorted(f"{v}/subnets/s" for v in wanted)
+    assert store.attachments(near=[]) == {}
+    assert len(store.attachments()) == 23
+
+
+def test_rows_from_before_the_vnet_key_are_found_near_their_vnet_after_one_full_read(azurite: str) -> None:
+    store = table_store(azurite)
+    table = store._table("attachments")
+    table.create_entity(
+        {"PartitionKey": "attachment", "RowKey": "0" * 64, "subnet_id": subnet(7), "nsg_id": f"{NSGS}/nsg-a"}
+    )
+    assert store.attachments(near=[VNET]) == {}  # written before the keys existed: a filter cannot see it
+    assert store.attachments() == {subnet(7): f"{NSGS}/nsg-a"}  # the sweep's full read rewrites it
+    assert store.attachments(near=[VNET]) == {subnet(7): f"{NSGS}/nsg-a"}
