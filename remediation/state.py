@@ -863,12 +863,15 @@ def _transactions(operations: Sequence[Any], max_bytes: int = 2_000_000) -> Iter
 
 
 class InMemoryTopologyCache:
-    """:class:`~remediation.ports.TopologyCache` in memory (demo, unit tests, no state store). Thread-safe."""
+    """:class:`~remediation.ports.TopologyCache` in memory (demo, unit tests, no state store). Thread-safe;
+    indexed by VNet and by CycleCloud's mark, so an event's lookups do not scan the subscription."""
 
     def __init__(self, *, clock: Callable[[], datetime] = _now) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._items: dict[tuple[str, str], CachedResource] = {}
+        self._nics_by_vnet: dict[str, set[str]] = {}
+        self._cyclecloud: set[tuple[str, str]] = set()
         self._built: datetime | None = None
 
     def get(self, kind: str, ids: Collection[str]) -> dict[str, CachedResource]:
@@ -877,25 +880,41 @@ class InMemoryTopologyCache:
         return {k: v for k, v in found.items() if v is not None}
 
     def nics_in(self, vnet_ids: Collection[str]) -> list[CachedResource]:
-        wanted = {v.lower() for v in vnet_ids}
         with self._lock:
-            return [r for (kind, _), r in self._items.items() if kind == "nic" and r.vnet_id.lower() in wanted]
+            keys = {k for v in vnet_ids for k in self._nics_by_vnet.get(v.lower(), ())}
+            return [self._items[("nic", k)] for k in sorted(keys)]
 
     def cyclecloud(self) -> list[CachedResource]:
         with self._lock:
-            return [r for r in self._items.values() if r.cyclecloud]
+            return [self._items[k] for k in sorted(self._cyclecloud)]
+
+    def _drop(self, kind: str, key: str) -> None:
+        old = self._items.pop((kind, key), None)
+        if old is not None and kind == "nic":
+            self._nics_by_vnet.get(old.vnet_id.lower(), set()).discard(key)
+        self._cyclecloud.discard((kind, key))
+
+    def _keep(self, r: CachedResource) -> None:
+        self._drop(r.kind, r.key)
+        self._items[(r.kind, r.key)] = r
+        if r.kind == "nic":
+            self._nics_by_vnet.setdefault(r.vnet_id.lower(), set()).add(r.key)
+        if r.cyclecloud:
+            self._cyclecloud.add((r.kind, r.key))
 
     def put(self, resources: Sequence[CachedResource], forget: Collection[tuple[str, str]] = ()) -> None:
         with self._lock:
             for kind, resource_id in forget:
-                self._items.pop((kind, resource_id.lower()), None)
+                self._drop(kind, resource_id.lower())
             for r in resources:
-                self._items[(r.kind, r.key)] = r
+                self._keep(r)
 
     def rebuild(self, resources: Sequence[CachedResource]) -> int:
         with self._lock:
             before = self._items
-            self._items = {(r.kind, r.key): r for r in resources}
+            self._items, self._nics_by_vnet, self._cyclecloud = {}, {}, set()
+            for r in resources:
+                self._keep(r)
             self._built = self._clock()
             changed = sum(1 for k, r in self._items.items() if k not in before or before[k].etag != r.etag)
             return changed + len(before.keys() - self._items.keys())
