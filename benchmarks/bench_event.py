@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:
 import azure.functions as func  # noqa: E402
 from azure.core.credentials import AccessToken  # noqa: E402
 from azure.core.pipeline.transport import RequestsTransport  # noqa: E402
+from azure.functions.timer import TimerRequest  # noqa: E402
 from azure.mgmt.network import NetworkManagementClient  # noqa: E402
 
 import function_app  # noqa: E402
@@ -167,7 +168,7 @@ def run(events: int, extra_nsgs: int) -> dict[str, Any]:
         rt = replace(base, source=arm, writer=arm, close=arm.close)
         function_app.runtime.use(rt)
         started = time.perf_counter()
-        rt.reconcile(None, trigger="sweep")  # as the timer does: builds the topology cache
+        user_function(function_app.app, "sweep")(TimerRequest(past_due=False))  # the timer's: builds the topology cache
         sweep_s = time.perf_counter() - started
         sweep_requests = transport.take()[1]
         handler = user_function(function_app.app, "on_nsg_change")
