@@ -9,7 +9,6 @@ that only answers ``status`` never pays for more than it needs.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -83,13 +82,6 @@ def sweep(timer: func.TimerRequest) -> None:
         raise
     log.info("sweep: %s", json.dumps(report.summary()))
     started = report.started
-    del report
-    # What the sweep read stays until the next one (the adapter's last read of every NSG, the parse
-    # memos): moved out of the collector's reach, so its collections do not walk the subscription on
-    # every later event (at 5,000 NSGs they cost events hundreds of milliseconds). The next sweep's
-    # reads replace these and reference counting frees them (they hold no cycles).
-    gc.collect()
-    gc.freeze()
     coalescer = rt.coalescer()
     if coalescer is not None:
         try:

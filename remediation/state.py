@@ -548,6 +548,7 @@ class InMemoryStateStore:
         self._history: dict[str, list[AlertHistoryEntry]] = {}
         self._attachments: dict[str, tuple[str, str, datetime]] = {}
         self._managed: dict[str, tuple[str, str]] = {}
+        self._near: dict[str, set[str]] = {}  # VNet or NSG (lower-cased) -> subnet keys
 
     def seen_event(self, event_id: str) -> bool:
         if not event_id:
@@ -609,19 +610,30 @@ class InMemoryStateStore:
 
     def attachments(self, *, near: Collection[str] | None = None) -> dict[str, str]:
         with self._lock:
-            pairs = {subnet_id: nsg_id for subnet_id, nsg_id, _ in self._attachments.values()}
-        if near is None:
-            return pairs
-        keys = {k.lower().rstrip("/") for k in near}
-        return {s: n for s, n in pairs.items() if _vnet_key(s) in keys or n.lower() in keys}
+            if near is None:
+                return {subnet_id: nsg_id for subnet_id, nsg_id, _ in self._attachments.values()}
+            keys = {k.lower().rstrip("/") for k in near}
+            # Through the index (VNet or NSG -> subnets), so an event does not scan the subscription's memory.
+            subnets = {s for k in keys for s in self._near.get(k, ())}
+            return {self._attachments[s][0]: self._attachments[s][1] for s in subnets if s in self._attachments}
 
     def save_attachments(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
         at = self._clock()
         with self._lock:
             for subnet_id in forget:
-                self._attachments.pop(subnet_id.lower(), None)
+                self._unindex(subnet_id.lower())
             for subnet_id, nsg_id in current.items():
-                self._attachments[subnet_id.lower()] = (subnet_id, nsg_id, at)
+                key = subnet_id.lower()
+                self._unindex(key)
+                self._attachments[key] = (subnet_id, nsg_id, at)
+                for near in (_vnet_key(subnet_id), nsg_id.lower()):
+                    self._near.setdefault(near, set()).add(key)
+
+    def _unindex(self, key: str) -> None:
+        old = self._attachments.pop(key, None)
+        if old is not None:
+            for near in (_vnet_key(old[0]), old[1].lower()):
+                self._near.get(near, set()).discard(key)
 
     def managed_nsgs(self) -> dict[str, str]:
         with self._lock:

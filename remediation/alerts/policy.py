@@ -16,7 +16,7 @@ rules, so that an alert arrives once and does not turn into noise:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -186,9 +186,10 @@ def decide(
             alerts.append(_finding_alert(AlertStatus.REMINDER, finding, seen, now, actors_by_key, evidence_by_key))
         change(seen)
 
-    for fp, old in sorted(states.items()):
-        if fp in current or old.status != OPEN:
-            continue
+    # Every stored state is looked at on every run: the open ones not seen now, sorted (few), with the
+    # scopes prepared once (an event's run goes through thousands of states of other NSGs).
+    in_scope = _scope_test(scopes)
+    for fp, old in sorted((fp, old) for fp, old in states.items() if old.status == OPEN and fp not in current):
         if _is_one_shot(old):
             # Only open when its alert was never delivered: owed, whatever the scope.
             owed = finding_from_json(old.finding)
@@ -197,7 +198,7 @@ def decide(
             if old.last_sent is None and owed is not None:
                 alerts.append(_finding_alert(AlertStatus.NEW, owed, closed, now, actors_by_key, evidence_by_key))
             continue
-        if not _in_scope(old.resource_id, scopes):
+        if not in_scope(old.resource_id):
             continue
         gone = replace(old, status=RESOLVED, last_seen=now)
         change(gone)
@@ -345,12 +346,15 @@ def _describe(finding: Finding | None, resource_id: str) -> str:
     return f"{_KIND_TEXT.get(finding.kind, finding.kind.value)} {finding.requirement} on {name}"
 
 
-def _in_scope(resource_id: str, scopes: Sequence[str] | None) -> bool:
+def _scope_test(scopes: Sequence[str] | None) -> Callable[[str], bool]:
+    """Whether a resource id lies in one of ``scopes`` (None: everything does)."""
     if scopes is None:
-        return True
-    rid = resource_id.lower().rstrip("/")
-    for scope in scopes:
-        prefix = scope.lower().rstrip("/")
-        if rid == prefix or rid.startswith(prefix + "/"):
-            return True
-    return False
+        return lambda resource_id: True
+    exact = {scope.lower().rstrip("/") for scope in scopes}
+    under = tuple(prefix + "/" for prefix in exact)
+
+    def test(resource_id: str) -> bool:
+        rid = resource_id.lower().rstrip("/")
+        return rid in exact or rid.startswith(under)
+
+    return test
