@@ -156,6 +156,7 @@ class _Judge:
         self.policies = {p.key: p for p in paths.policies}
         self.ip_groups = {g.id.lower(): g for g in paths.ip_groups}
         self.rule_sets: dict[str, RuleSet] = {}
+        self.subnet_routes: dict[tuple[str, tuple[IPNetwork, ...], str], SubnetRoutes] = {}
         self.verdicts: list[PathVerdict] = []
         self.findings: dict[tuple[str, ...], Finding] = {}
 
@@ -212,8 +213,13 @@ class _Judge:
             return None
         vnet = self.network.vnets.get(subnet.vnet_id.lower())
         space = (vnet.address_space if vnet else ()) or subnet.address_prefixes
-        peered = self.paths.peered_prefixes.get(subnet.vnet_id.lower(), ())
-        return SubnetRoutes(system_routes(space, peered), table)
+        # Subnets of one VNet on one table route alike: one SubnetRoutes (and its answers) serves them.
+        key = (subnet.vnet_id.lower(), tuple(space), table.key if table is not None else "")
+        routes = self.subnet_routes.get(key)
+        if routes is None:
+            peered = self.paths.peered_prefixes.get(subnet.vnet_id.lower(), ())
+            routes = self.subnet_routes[key] = SubnetRoutes(system_routes(space, peered), table)
+        return routes
 
     # ------------------------------------------------------------------ names (HTTPS to the document's FQDNs)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from remediation.model import IPNetwork
@@ -137,8 +137,11 @@ class SubnetRoutes:
 
     system: tuple[Route, ...]
     table: RouteTable | None = None
+    # Built once: a sweep asks one table's routes about thousands of subnets' destinations.
+    _by_prefix: dict[IPNetwork, Route] = field(init=False, repr=False, compare=False)
+    _answers: dict[Destination, tuple[Hop, ...]] = field(init=False, repr=False, compare=False)
 
-    def _prefix_routes(self) -> dict[IPNetwork, Route]:
+    def __post_init__(self) -> None:
         chosen: dict[IPNetwork, Route] = {}
         for route in self.system:
             if route.prefix is not None:
@@ -146,7 +149,11 @@ class SubnetRoutes:
         for route in self.table.routes if self.table else ():
             if route.prefix is not None:
                 chosen[route.prefix] = route  # same prefix: the user route wins
-        return chosen
+        object.__setattr__(self, "_by_prefix", chosen)
+        object.__setattr__(self, "_answers", {})
+
+    def _prefix_routes(self) -> dict[IPNetwork, Route]:
+        return self._by_prefix
 
     def _hop(self, destination: Destination, route: Route, uncertain: tuple[Route, ...] = ()) -> Hop:
         table_id = self.table.id if self.table is not None and route.user else None
@@ -154,9 +161,14 @@ class SubnetRoutes:
 
     def lookup(self, destination: Destination) -> tuple[Hop, ...]:
         """The hops of a destination: one for an address range routed one way, one per part otherwise."""
-        if destination.network is not None:
-            return self._lookup_network(destination, destination.network)
-        return (self._lookup_name(destination),)
+        found = self._answers.get(destination)
+        if found is None:
+            if destination.network is not None:
+                found = self._lookup_network(destination, destination.network)
+            else:
+                found = (self._lookup_name(destination),)
+            self._answers[destination] = found
+        return found
 
     def _lookup_network(self, destination: Destination, network: IPNetwork) -> tuple[Hop, ...]:
         routes = self._prefix_routes()
