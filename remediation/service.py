@@ -18,6 +18,7 @@ it keeps:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -64,6 +65,11 @@ from remediation.tags import TagModel
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ATTEMPTS = 4
+#: Seconds a run may spend before it stops starting writes: the rest is deferred (reported, transient)
+#: to the next delivery or sweep. With one write in flight at the deadline (the adapter waits at
+#: most ArmOptions.max_poll_seconds for its operation) a run ends within an HTTP answer's 230 s
+#: and far within the Functions timeout (host.json: 10 minutes), however long ARM asks to wait.
+DEFAULT_TIME_BUDGET = 120.0
 #: Extra in-process tries after a TransientError. The adapter's client already
 #: retried throttling, 5xx and lost connections, so retrying those again here
 #: would multiply the requests; one more re-read and write covers a failed
@@ -98,6 +104,7 @@ class Reconciler:
     paths: PathSource | None = None
     clock: Callable[[], datetime] = utcnow
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    time_budget: float = DEFAULT_TIME_BUDGET
 
     def __post_init__(self) -> None:
         # Authentication failures of this process, remembered across its runs (see auth_watch).
@@ -135,6 +142,7 @@ class Reconciler:
         there is a ``subnet_writer``.
         """
         settings, state, baseline = self.settings, self.state, self.baseline
+        deadline = time.monotonic() + self.time_budget
         parsed = parse_scope(scope, subscription_id=settings.subscription_id)
         if affected is not None and affected and all(is_path_resource_id(a) for a in affected):
             # A route or firewall change can move any subnet's path: judge the subscription, as a sweep.
@@ -228,9 +236,13 @@ class Reconciler:
             if dry_run:
                 outcome.skipped = "dry run: not written"
                 continue
+            if time.monotonic() > deadline:
+                outcome.error = f"deferred: this run's time budget ({self.time_budget:g} s) is spent; the next delivery or sweep writes it"
+                outcome.transient = True
+                continue
             if writes_nsg:
                 try:
-                    self._apply(outcome, nsg, inventory, tags, expected)
+                    self._apply(outcome, nsg, inventory, tags, expected, deadline)
                 except Exception as exc:  # one NSG's failure must not stop the others
                     log.exception("reconcile of %s failed", nsg.id)
                     outcome.error = f"{type(exc).__name__}: {exc}"
@@ -321,7 +333,9 @@ class Reconciler:
                 affected=affected_ids(event),
             )
             if report.transient_failure:
-                failed = ", ".join(o.nsg_id for o in report.nsgs if o.transient)
+                failed = "; ".join(
+                    f"{o.nsg_id} ({o.error})" if o.error else o.nsg_id for o in report.nsgs if o.transient
+                )
                 raise TransientError(f"event {event.id}: transient failure reconciling {failed}")
         except TransientError:
             _forget(self.state, event.id)  # let Event Grid's redelivery through the duplicate check
@@ -367,8 +381,10 @@ class Reconciler:
         inventory: Inventory,
         tags: TagModel | None,
         expected: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> None:
-        """Write the plan; on conflict (or once, a transient failure) re-read, re-plan and retry, bounded."""
+        """Write the plan; on conflict (or once, a transient failure) re-read, re-plan and retry, bounded
+        (by attempts, and by the run's ``deadline``: no new attempt starts after it)."""
         current, plan = nsg, outcome.plan
         assert plan is not None
         baseline, max_attempts = self.baseline, self.max_attempts
@@ -378,7 +394,7 @@ class Reconciler:
             try:
                 result = self.writer.apply(current, plan)
             except (ConflictError, TransientError) as exc:
-                if attempt == max_attempts:
+                if attempt == max_attempts or (deadline is not None and time.monotonic() > deadline):
                     raise
                 if not isinstance(exc, ConflictError):
                     if transient_left == 0:
@@ -410,6 +426,11 @@ class Reconciler:
                 plan = fresh
                 continue
             outcome.written = replace(result, attempts=attempt)
+            if result.written and result.after is None and result.error:
+                # Accepted, its operation still running when the adapter stopped waiting: the next
+                # delivery (the event is raised for redelivery) or sweep verifies it.
+                outcome.error, outcome.transient = result.error, True
+                return
             if result.lost_rules:
                 outcome.error = "rules lost in the write: " + ", ".join(result.lost_rules)
             after = result.after

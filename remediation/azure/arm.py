@@ -110,6 +110,10 @@ LIST_API_VERSION = "2024-05-01"
 _NETWORK = "providers/Microsoft.Network"
 
 
+class OperationStillRunning(TransientError):
+    """A write ARM accepted whose operation had not ended when the adapter stopped waiting."""
+
+
 class ArmRequestError(RemediationError):
     """ARM refused a request in a way retrying as is will not fix (400, 403, 404 ...)."""
 
@@ -128,7 +132,10 @@ class ArmOptions:
     in-process (a longer one ends the call with TransientError so the caller,
     e.g. Event Grid, retries later instead of holding a Function instance);
     ``polling_interval`` is used when ARM sends no Retry-After while polling a
-    long-running operation; ``nic_list_threshold`` / ``vnet_list_threshold``
+    long-running operation; ``max_poll_seconds`` is the longest a write waits
+    for its operation (NRP suggests 10, 20, 40 s between polls) before leaving
+    it to ARM and its check to the next run, so an invocation stays within its
+    timeout; ``nic_list_threshold`` / ``vnet_list_threshold``
     are how many NICs / VNets are fetched one by one before listing the
     subscription's (paged, 100 a page) is cheaper.
     """
@@ -137,6 +144,7 @@ class ArmOptions:
     retry_backoff_factor: float = 0.8
     retry_backoff_max: float = 30.0
     max_retry_after: float = 60.0
+    max_poll_seconds: float = 45.0
     polling_interval: float = 5.0
     connection_timeout: float = 10.0
     read_timeout: float = 60.0
@@ -582,15 +590,18 @@ class ArmNetwork:
         body = self._put_body(nsg, plan)
         parts = _parts(nsg.id, NSG)
         rg, name = parts.resource_group, parts.name
-        after_raw, correlation = self._put_if_match(
-            "NSG",
-            nsg.id,
-            nsg.etag,
-            self._client.network_security_groups.begin_create_or_update,
-            rg,
-            name,
-            body,  # the REST JSON form, which the typed operation documents beside its model
-        )
+        try:
+            after_raw, correlation = self._put_if_match(
+                "NSG",
+                nsg.id,
+                nsg.etag,
+                self._client.network_security_groups.begin_create_or_update,
+                rg,
+                name,
+                body,  # the REST JSON form, which the typed operation documents beside its model
+            )
+        except OperationStillRunning as running:
+            return WriteResult(nsg_id=nsg.id, written=True, error=str(running))
         after = self._remember(after_raw)
         before_names = {r.name.lower(): r.name for r in nsg.security_rules}
         after_names = {r.name.lower() for r in after.security_rules}
@@ -710,7 +721,16 @@ class ArmNetwork:
                 raw_response_hook=hook,
                 polling_interval=self._options.polling_interval,
             )
-            result: dict[str, Any] = poller.result().as_dict()
+            # NRP suggests 10, 20, 40 s between polls: wait at most max_poll_seconds, then leave the
+            # operation to ARM (the poller's own thread ends with it) and the check to the next run.
+            done = poller.result(timeout=self._options.max_poll_seconds)
+            if not poller.done():
+                raise OperationStillRunning(
+                    f"write {kind} {resource_id}: accepted (correlation {', '.join(correlation) or 'unknown'}), "
+                    f"its operation still running after {self._options.max_poll_seconds:g} s; the next delivery "
+                    "or sweep verifies it"
+                )
+            result: dict[str, Any] = done.as_dict() if hasattr(done, "as_dict") else dict(done)
             return result
 
         try:
