@@ -283,6 +283,8 @@ def finding_from_json(data: Mapping[str, Any]) -> Finding | None:
             message=str(data.get("message", "")),
             reason=str(data.get("reason", "")),
             subnet=None if data.get("subnet") is None else str(data["subnet"]),
+            default_rule=bool(data.get("defaultRule", False)),
+            source=None if data.get("source") is None else str(data["source"]),
         )
     except (KeyError, ValueError, TypeError):
         return None
@@ -325,6 +327,7 @@ _KIND_TEXT = {
     FindingKind.NSG_DETACHED: "NSG detached",
     FindingKind.SERVICE_ENDPOINT_MISSING: "service endpoint missing",
     FindingKind.RULE_LOST: "rule lost",
+    FindingKind.CYCLECLOUD_LOCATION_UNKNOWN: "CycleCloud not located:",
     FindingKind.FIREWALL_BLOCKED: "blocked by the firewall:",
     FindingKind.ROUTE_DROPPED: "dropped by a route:",
     FindingKind.PATH_UNJUDGED: "path not judged:",

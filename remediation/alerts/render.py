@@ -74,6 +74,8 @@ def render(alert: Alert, *, max_items: int = MAX_ITEMS, max_line: int = MAX_LINE
             facts.append(("Deciding rule", finding.rule or "none (no rule decides it)"))
         if finding.subnet:
             facts.append(("Subnet", finding.subnet))
+        if finding.source:
+            facts.append(("From", finding.source))
     facts.append(("Changed by", alert.actor or "unknown"))
     if alert.first_seen is not None:
         facts.append(("First seen", _when(alert.first_seen)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -173,6 +174,12 @@ def test_finding_json_round_trip_and_unreadable_record() -> None:
     f = shadowed_unremediable()
     assert policy.finding_from_json(f.to_json()) == f
     assert policy.finding_from_json({"kind": "no_such_kind"}) is None
+    # A default rule's mark and a flow's source are part of the key: a stored finding keeps them.
+    g = replace(f, default_rule=True, source="node subnet 'compute'")
+    rebuilt = policy.finding_from_json(g.to_json())
+    assert rebuilt == g
+    assert rebuilt is not None
+    assert rebuilt.fingerprint == g.fingerprint != f.fingerprint
 
 
 def test_channels_and_minimum_severity_from_settings() -> None:
