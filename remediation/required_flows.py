@@ -187,6 +187,9 @@ class _Builder:
         if located_by is LocatedBy.UNKNOWN:
             unlocated = tuple(nsg for nsg, roles in self.network.managed() if roles >= _SHARED)
         for req in self.baseline.flows:
+            if located_by is LocatedBy.UNKNOWN and Role.CYCLECLOUD in (req.source.role, req.destination.role):
+                self._note(req, self._unlocated_reason())  # the one reason: the other end does not matter
+                continue
             sources = self._ends(req, req.source, cyclecloud, located_by, nodes, "source")
             destinations = self._ends(req, req.destination, cyclecloud, located_by, nodes, "destination")
             for source in sources:
@@ -315,10 +318,18 @@ class _Builder:
         guarded = {s.key: s for s in self.network.subnets_with_role(Role.CLUSTER) if not is_service_subnet(s)}
         for subnet in guarded.values():
             nics = [n for n in self.network.nics_in(subnet) if n.key not in cc_nics]
-            for nic in nics:
-                if clients & {a.lower() for a in nic.asg_ids} and nic.private_ips:
-                    ends.append(self._client(nic, subnet))
-            if subnet.key not in node_keys or any(n.asg_ids for n in nics):
+            client_nics = [n for n in nics if clients & {a.lower() for a in n.asg_ids} and n.private_ips]
+            ends.extend(self._client(nic, subnet) for nic in client_nics)
+            if subnet.key not in node_keys:
+                continue
+            if any(n.asg_ids for n in nics):
+                if not client_nics:
+                    # Said, not silent: no host here is taken for a node (az-hop's AD subnet).
+                    self._note(
+                        req,
+                        f"node subnet {subnet.name!r}: its hosts are sorted into ASGs and none is in one an allow "
+                        f"rule lets reach {req.name}'s ports, so none is taken for a node",
+                    )
                 continue
             if not subnet.address_prefixes:
                 self._note(

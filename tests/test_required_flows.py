@@ -258,3 +258,19 @@ def test_address_outside_the_input_is_said_not_judged_inbound() -> None:
     ]
     assert [u.requirement for u in result.not_judged] == ["return_proxy_ssh"]
     assert "no subnet or NIC in the input holds" in result.not_judged[0].reason
+
+
+def test_a_node_subnet_whose_hosts_are_in_no_client_asg_is_said_so() -> None:
+    # az-hop's ad subnet is a node subnet by the tag, but its hosts are in AD ASGs only: none is
+    # taken for a node, and the report says so instead of staying silent.
+    import json
+    from pathlib import Path
+
+    from remediation.parse import parse_document
+
+    path = Path(__file__).parent / "fixtures" / "real" / "azhop" / "as-deployed.json"
+    inventory = parse_document(json.loads(path.read_text()), where=str(path))
+    result = assess(inventory, BASELINE)
+    notes = [u.reason for u in result.not_judged if u.requirement == "amqp_5672"]
+    assert any(n.startswith("node subnet 'ad'") for n in notes), notes
+    assert not any("'compute'" in n for n in notes)
