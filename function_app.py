@@ -52,7 +52,7 @@ def on_nsg_change(event: func.EventGridEvent) -> None:
     except RemediationError as exc:
         log.error("event %s: dropped after a non-transient error: %s", parsed.id, exc)
         return
-    log.info("event %s: %s", parsed.id, json.dumps(_event_log(outcome.to_json())))
+    log.info("event %s: %s %s", parsed.id, outcome.status, outcome.reason, extra=_event_fields(outcome.to_json()))
     if coalescer is not None and outcome.status == "queued":
         _drain(coalescer)
 
@@ -80,7 +80,15 @@ def sweep(timer: func.TimerRequest) -> None:
         log.error("sweep failed: %s", exc)
         _save_failed_sweep(rt, exc)
         raise
-    log.info("sweep: %s", json.dumps(report.summary()))
+    summary = report.summary()
+    log.info(
+        "sweep: %d NSGs, %d findings, %d written, %d errors",
+        summary["nsgs"],
+        summary["findings"],
+        len(summary["written"]),
+        len(summary["errors"]),
+        extra={f"sweep_{key}": value for key, value in summary.items()},
+    )
     started = report.started
     coalescer = rt.coalescer()
     if coalescer is not None:
@@ -191,32 +199,11 @@ def _event_label(value: Any) -> str:
 
 
 def _reconcile_request(req: func.HttpRequest) -> tuple[str | None, bool, list[str]]:
-    raw = req.get_body()
-    if not raw.strip():
-        return None, False, []
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise InputError(f"body is not JSON: {exc}", where="request body") from None
-    except RecursionError:
-        raise InputError("body is nested too deeply to read", where="request body") from None
-    if not isinstance(body, dict):
-        raise InputError('body must be a JSON object like {"scope": "...", "dryRun": false}', where="request body")
-    unknown = sorted(set(body) - {"scope", "dryRun", "acceptDetached"})
-    if unknown:
-        raise InputError(
-            f"unknown field(s) {', '.join(unknown)} (valid: scope, dryRun, acceptDetached)", where="request body"
-        )
-    scope = body.get("scope")
-    if scope is not None and not isinstance(scope, str):
-        raise InputError("must be a string (a subscription, resource group or NSG id)", where="scope")
-    dry_run = body.get("dryRun", False)
-    if not isinstance(dry_run, bool):
-        raise InputError("must be true or false", where="dryRun")
-    accept = body.get("acceptDetached", [])
-    if not isinstance(accept, list) or not all(isinstance(a, str) for a in accept):
-        raise InputError("must be a list of subnet ids", where="acceptDetached")
-    return scope, dry_run, accept
+    # pydantic loads here, not at import: a cold start that answers anything else never pays for it.
+    from remediation.http_body import parse_reconcile_body  # noqa: PLC0415
+
+    body = parse_reconcile_body(req.get_body())
+    return body.scope, body.dry_run, body.accept_detached
 
 
 def _http_actor(req: func.HttpRequest, auth: HttpAuth) -> str:
@@ -272,13 +259,15 @@ def _json(code: int, body: Any, headers: dict[str, str] | None = None) -> func.H
     )
 
 
-def _event_log(outcome: dict[str, Any]) -> dict[str, Any]:
+def _event_fields(outcome: dict[str, Any]) -> dict[str, Any]:
+    """One handled event's outcome as log record fields (Application Insights custom dimensions)."""
     report = outcome.get("report") or {}
     return {
-        "status": outcome.get("status"),
-        "reason": outcome.get("reason"),
-        "written": [w.get("nsg") for w in report.get("written", [])],
-        "errors": report.get("errors", []),
+        "event_id": outcome.get("eventId"),
+        "event_status": outcome.get("status"),
+        "event_reason": outcome.get("reason") or "",
+        "event_written": [w.get("nsg") for w in report.get("written", [])],
+        "event_errors": report.get("errors", []),
     }
 
 
@@ -290,7 +279,7 @@ def _drain(coalescer: EventCoalescer) -> None:
         log.exception("draining pending events failed; they stay pending")
         return
     for outcome in outcomes:
-        log.info("events %s: %s", outcome.event_id, json.dumps(_event_log(outcome.to_json())))
+        log.info("events %s: %s", outcome.event_id, outcome.status, extra=_event_fields(outcome.to_json()))
 
 
 def _save_failed_sweep(rt: Runtime, exc: Exception) -> None:

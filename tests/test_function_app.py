@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -158,6 +159,23 @@ def test_event_from_a_person_restores_the_rule(app: dict[str, Any]) -> None:
     assert record.actor == "ada.operator@contoso.example"
     assert record.event_id == event["id"]
     assert [a.status.value for a in app["sink"].alerts] == ["restored"]
+
+
+def test_outcomes_are_logged_as_fields_application_insights_can_query(
+    app: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lockdown_guard")
+    event = break_storage_rule(app)
+    user_code("on_nsg_change")(host_event(event))
+    [handled] = [r for r in caplog.records if getattr(r, "event_id", None) == event["id"]]
+    assert handled.event_status == "handled"  # type: ignore[attr-defined]
+    assert handled.event_written == [CC]  # type: ignore[attr-defined]
+    assert handled.event_errors == []  # type: ignore[attr-defined]
+    assert "{" not in handled.getMessage(), "no JSON inside the message"
+    user_code("sweep")(TimerRequest(past_due=False))
+    [swept] = [r for r in caplog.records if hasattr(r, "sweep_findings")]
+    assert swept.sweep_trigger == "sweep"  # type: ignore[attr-defined]
+    assert swept.sweep_written == []  # type: ignore[attr-defined]  the event already restored it
 
 
 def test_own_write_and_duplicate_events_make_no_arm_call(app: dict[str, Any]) -> None:
