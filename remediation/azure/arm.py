@@ -411,8 +411,11 @@ class ArmNetwork:
         base = f"/subscriptions/{subscription_id}/{_NETWORK}"
         found = {
             rtype: self._list(f"list {rtype}", f"{base}/{rtype}")
-            for rtype in ("routeTables", "azureFirewalls", "firewallPolicies", "ipGroups", "virtualNetworks")
+            for rtype in ("routeTables", "azureFirewalls", "firewallPolicies", "ipGroups")
         }
+        if not any(found.values()):
+            return PathInventory()  # nothing on the path: no VNet listing for peerings either
+        found["virtualNetworks"] = self._list("list virtualNetworks", f"{base}/virtualNetworks")
         groups = [
             self._list(f"list rule collection groups of {policy.get('name')}", f"{policy['id']}/ruleCollectionGroups")
             for policy in found["firewallPolicies"]

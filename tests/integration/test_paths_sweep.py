@@ -111,3 +111,26 @@ def test_a_path_that_cannot_be_read_stops_nothing_else(runtime: Runtime, arm_env
     assert [e for e in report.errors if e.startswith("paths: not judged")]
     assert len(report.nsgs) == 2  # the NSGs were judged all the same
     assert path_findings(report) == []
+
+
+def test_a_subscription_with_nothing_on_the_path_costs_four_list_pages(
+    arm_env: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devtools.demo import cyclecloud_network
+    from remediation.baseline_file import load_baseline
+
+    docs = cyclecloud_network(arm_env.subscription_id, load_baseline())
+    for rt in remediator_runtime(arm_env, monkeypatch, docs):
+        reconciler(rt).reconcile(None, trigger="sweep")
+    listed = [
+        r["path"].rsplit("/", 1)[-1]
+        for r in arm_env.requests()
+        if r["method"] == "GET" and r["path"].startswith(f"/subscriptions/{arm_env.subscription_id}/providers/")
+    ]
+    # No route table, firewall, policy or IP group: the VNets are not listed again for their peerings.
+    assert sorted(p for p in listed if p != "networkSecurityGroups") == [
+        "azureFirewalls",
+        "firewallPolicies",
+        "ipGroups",
+        "routeTables",
+    ]
