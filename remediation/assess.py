@@ -33,13 +33,14 @@ the expectations to drop.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from remediation.baseline import Baseline, Role
 from remediation.findings import Finding, FindingKind, severity_for, unmet_key
-from remediation.model import Access, Inventory
+from remediation.model import Access, Inventory, NetworkSecurityGroup
 from remediation.network import Network
 from remediation.plan import RemediationPlan, build_plan, planned_nsg
 from remediation.required_flows import HOW_TO_TAG, RequiredFlows, Unjudged, required_flows
@@ -115,13 +116,37 @@ def assess(
     guarded by that NSG nor by another managed one is ``nsg_detached``. With
     ``only``, such a pair is judged when its NSG is in ``only`` or its subnet
     in ``subnets``.
+
+    When an NSG holds a rule the guard cannot read (or cannot be read at
+    all), the network is judged twice: with that rule matching nothing and
+    with it matching every address it could. Findings of either reading are
+    reported, so nothing it might allow or block is taken as fine; nothing is
+    written to that NSG, nor to another whose plan the two readings disagree on.
     """
+
+    if not all(n.judgeable for n in inventory.nsgs):
+        judge = functools.partial(
+            assess,
+            baseline=baseline,
+            tags=tags,
+            roles=roles,
+            only=only,
+            expected_attachments=expected_attachments,
+            subnets=subnets,
+            repair_endpoints=repair_endpoints,
+        )
+        readings = judge(_reading(inventory, widest=False)), judge(_reading(inventory, widest=True))
+        return _both_readings(inventory, *readings, only)
     network = Network(inventory, baseline.lockdown_tag, roles)
     required = required_flows(network, baseline)
     wanted = {i.lower() for i in only} if only is not None else None
     findings: list[Finding] = []
     plans: list[RemediationPlan] = []
     seen: set[tuple[str, ...]] = set()
+    for nsg, problem in network.misconfigured():
+        if wanted is None or nsg.key in wanted:
+            seen.add(_bad_tag(nsg, problem, baseline).key)
+            findings.append(_bad_tag(nsg, problem, baseline))
     for f in _unlocated(required, baseline):
         if wanted is None or f.nsg.lower() in wanted:
             seen.add(f.key)
@@ -177,6 +202,125 @@ def _unlocated(required: RequiredFlows, baseline: Baseline) -> list[Finding]:
         )
         for nsg in required.unlocated
     ]
+
+
+UNJUDGEABLE_REASON = "until the guard can read it, nothing is written to this NSG"
+BOTH_READINGS_REASON = (
+    "judged both ways because {names} cannot be read, and the two readings need different fixes: nothing is "
+    "written until the unreadable rules are rewritten"
+)
+
+
+def _bad_tag(nsg: NetworkSecurityGroup, problem: str, baseline: Baseline) -> Finding:
+    return Finding(
+        kind=FindingKind.UNJUDGEABLE,
+        requirement="lockdown tag",
+        nsg=nsg.id,
+        rule=None,
+        remediable=False,
+        severity=severity_for(FindingKind.UNJUDGEABLE, False),
+        message=f"NSG {nsg.name!r} is not guarded: its tag {baseline.lockdown_tag} names no role ({problem})",
+        reason=(
+            "set the tag to cyclecloud, cluster or cyclecloud,cluster, or remove it to stop guarding this NSG; "
+            "the rest of the subscription is judged as usual"
+        ),
+    )
+
+
+def _unjudgeable(nsg: NetworkSecurityGroup) -> list[Finding]:
+    """One finding per rule of ``nsg`` that cannot be read, or one for the NSG when none of it can."""
+    severity = severity_for(FindingKind.UNJUDGEABLE, False)
+    if nsg.unreadable:
+        return [
+            Finding(
+                kind=FindingKind.UNJUDGEABLE,
+                requirement="readable NSG",
+                nsg=nsg.id,
+                rule=None,
+                remediable=False,
+                severity=severity,
+                message=(
+                    f"NSG {nsg.name!r} cannot be read ({nsg.unreadable}); flows through it are judged both as if "
+                    "it allowed and as if it denied everything"
+                ),
+                reason=UNJUDGEABLE_REASON,
+            )
+        ]
+    return [
+        Finding(
+            kind=FindingKind.UNJUDGEABLE,
+            requirement="readable rule",
+            nsg=nsg.id,
+            rule=u.name,
+            remediable=False,
+            severity=severity,
+            message=(
+                f"rule {u.name!r} (priority {u.widest.priority} {u.widest.direction.value}) in {nsg.name!r} cannot "
+                f"be judged: {u.reason}; the NSG is judged both with the rule matching nothing and with it "
+                "matching every address"
+            ),
+            reason=f"rewrite it with IP addresses, CIDRs or service tags; {UNJUDGEABLE_REASON}",
+        )
+        for u in nsg.unreadable_rules
+    ]
+
+
+def _reading(inventory: Inventory, *, widest: bool) -> Inventory:
+    """The inventory with every unreadable rule matching nothing, or (``widest``) every address it could."""
+    nsgs = tuple(
+        n
+        if n.judgeable
+        else replace(
+            n,
+            security_rules=n.security_rules + (tuple(u.widest for u in n.unreadable_rules) if widest else ()),
+            unreadable_rules=(),
+            unreadable="",
+        )
+        for n in inventory.nsgs
+    )
+    return replace(inventory, nsgs=nsgs)
+
+
+def _both_readings(
+    inventory: Inventory, narrow: Assessment, wide: Assessment, only: Collection[str] | None
+) -> Assessment:
+    """Every finding of either reading; remediable only where both readings agree on the plan."""
+    wanted = {i.lower() for i in only} if only is not None else None
+    unreadable = {n.key: n for n in inventory.nsgs if not n.judgeable and (wanted is None or n.key in wanted)}
+    names = ", ".join(
+        f"NSG {n.name!r}" if n.unreadable else ", ".join(repr(u.name) for u in n.unreadable_rules)
+        for n in inventory.nsgs
+        if not n.judgeable
+    )
+    wide_plans = {p.nsg_id.lower(): p for p in wide.plans}
+    held = set(unreadable)  # NSGs nothing is written to
+    for plan in narrow.plans:
+        other = wide_plans.get(plan.nsg_id.lower())
+        if other is None or (other.added, other.replaced) != (plan.added, plan.replaced):
+            held.add(plan.nsg_id.lower())
+    by_key: dict[tuple[str, ...], list[Finding]] = {}
+    for f in (*narrow.findings, *wide.findings):
+        by_key.setdefault(f.key, []).append(f)
+    findings: list[Finding] = [f for n in unreadable.values() for f in _unjudgeable(n)]
+    for readings in by_key.values():
+        first = readings[0]
+        if first.remediable and (first.nsg.lower() in held or not all(f.remediable for f in readings)):
+            first = replace(
+                first,
+                remediable=False,
+                severity=severity_for(first.kind, False),
+                reason=BOTH_READINGS_REASON.format(names=names),
+            )
+        findings.append(first)
+    findings.sort(key=lambda f: (-f.severity.rank, f.nsg.lower(), f.kind.value, f.requirement))
+    nsgs = {n.key: n for n in inventory.nsgs}
+    plans = []
+    for plan in narrow.plans:
+        key = plan.nsg_id.lower()
+        unfixed = tuple(f for f in findings if f.nsg.lower() == key and not f.remediable)
+        kept = replace(plan, security_rules=nsgs[key].security_rules, added=(), replaced=()) if key in held else plan
+        plans.append(replace(kept, unremediable=unfixed))
+    return replace(narrow, findings=tuple(findings), plans=tuple(plans))
 
 
 def _endpoint_repairs(network: Network, findings: list[Finding]) -> tuple[list[Finding], tuple[EndpointRepair, ...]]:

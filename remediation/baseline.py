@@ -42,11 +42,38 @@ def roles_from_tag(value: str, *, where: str = "") -> frozenset[Role]:
 
 
 def roles_of(tags: Mapping[str, str], tag_name: str) -> frozenset[Role]:
-    """The roles of an NSG from its tags (tag name compared case-insensitively); empty if unmanaged."""
+    """The roles of an NSG from its tags (tag name compared case-insensitively).
+
+    Empty when the NSG is not managed, and when its tag names no role
+    (``none``, ``""``): such an NSG is not guarded, and :func:`role_tag_problem`
+    says why, so one mistyped tag never stops the guard for the others.
+    """
+    value = _role_tag(tags, tag_name)
+    if value is None:
+        return frozenset()
+    try:
+        return roles_from_tag(value)
+    except InputError:
+        return frozenset()
+
+
+def role_tag_problem(tags: Mapping[str, str], tag_name: str) -> str:
+    """Why the lockdown tag in ``tags`` names no role; empty when it is absent or valid."""
+    value = _role_tag(tags, tag_name)
+    if value is None:
+        return ""
+    try:
+        roles_from_tag(value)
+    except InputError as exc:
+        return str(exc)
+    return ""
+
+
+def _role_tag(tags: Mapping[str, str], tag_name: str) -> str | None:
     for key, value in tags.items():
         if key.lower() == tag_name.lower():
-            return roles_from_tag(value, where=f"tag {key}")
-    return frozenset()
+            return value
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,9 @@ class FindingKind(StrEnum):
     #: stopped or changed), and its identity failing to authenticate for longer than a sweep.
     NSG_UNMANAGED = "nsg_unmanaged"
     GUARD_UNAUTHENTICATED = "guard_unauthenticated"
+    #: What the guard cannot judge, so never takes as fine: a lockdown tag naming no
+    #: role, a rule ARM accepts with an address nobody can read, an NSG that cannot be read.
+    UNJUDGEABLE = "unjudgeable"
 
 
 #: Appended to a default rule's name in a finding's key (no custom rule name can hold a space).

@@ -248,8 +248,31 @@ def build_rule(
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadableRule:
+    """A rule ARM accepted but whose meaning the guard cannot know (``sourceAddressPrefix: "789"``).
+
+    ``widest`` is the rule with each address it cannot read taken as ``*``:
+    whatever ARM makes of it, the rule matches no more than ``widest`` and no
+    less than nothing, so judging both readings guesses nothing as fine.
+    """
+
+    widest: SecurityRule
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return self.widest.name
+
+
+@dataclass(frozen=True, slots=True)
 class NetworkSecurityGroup:
-    """An NSG as read from ARM: custom rules, default rules and attachments."""
+    """An NSG as read from ARM: custom rules, default rules and attachments.
+
+    ``unreadable_rules`` are custom rules ARM holds that the guard cannot read
+    (kept apart from ``security_rules``); ``unreadable`` says why the whole NSG
+    could not be read, when it could not (its rules then stand for the widest
+    and narrowest readings, see :func:`remediation.parse.unreadable_nsg`).
+    """
 
     id: str
     name: str
@@ -260,11 +283,18 @@ class NetworkSecurityGroup:
     subnet_ids: tuple[str, ...] = ()
     nic_ids: tuple[str, ...] = ()
     etag: str | None = None
+    unreadable_rules: tuple[UnreadableRule, ...] = ()
+    unreadable: str = ""
 
     @property
     def key(self) -> str:
         """Resource ids are case-insensitive in ARM; compare on this."""
         return self.id.lower()
+
+    @property
+    def judgeable(self) -> bool:
+        """False when part of this NSG (or all of it) could not be read."""
+        return not (self.unreadable or self.unreadable_rules)
 
     @property
     def subscription_id(self) -> str:

@@ -10,7 +10,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from remediation.baseline import Role, roles_of
+from remediation.baseline import Role, role_tag_problem, roles_of
 from remediation.model import (
     Inventory,
     IPNetwork,
@@ -71,6 +71,17 @@ class Network:
             roles = self.roles(nsg)
             if roles:
                 out.append((nsg, roles))
+        return out
+
+    def misconfigured(self) -> list[tuple[NetworkSecurityGroup, str]]:
+        """NSGs whose lockdown tag names no role (``none``, ``""``), each with the problem: not guarded."""
+        if self.role_override is not None:
+            return []
+        out: list[tuple[NetworkSecurityGroup, str]] = []
+        for nsg in self.nsgs.values():
+            problem = role_tag_problem(nsg.tags, self.lockdown_tag)
+            if problem:
+                out.append((nsg, problem))
         return out
 
     def subnets_of(self, nsg: NetworkSecurityGroup) -> list[Subnet]:

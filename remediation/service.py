@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from remediation.assess import Assessment, EndpointRepair, assess, observed_attachments, released_attachments
 from remediation.auth_watch import AuthWatch
-from remediation.baseline import Baseline, roles_of
+from remediation.baseline import Baseline, role_tag_problem, roles_of
 from remediation.errors import AuthenticationFailure, ConflictError, InputError, ScopeError, TransientError
 from remediation.events import (
     OwnIdentity,
@@ -537,7 +537,11 @@ def _lost_rule(nsg: NetworkSecurityGroup, rule: str, correlation_id: str | None)
 def _targets(
     inventory: Inventory, scope: Scope, baseline: Baseline, affected: Collection[str] | None
 ) -> list[NetworkSecurityGroup]:
-    managed = [n for n in inventory.nsgs if scope.contains(n.id) and roles_of(n.tags, baseline.lockdown_tag)]
+    tag = baseline.lockdown_tag
+    # A tag naming no role is still a target: assess reports it, and judges the rest.
+    managed = [
+        n for n in inventory.nsgs if scope.contains(n.id) and (roles_of(n.tags, tag) or role_tag_problem(n.tags, tag))
+    ]
     if affected is None:
         return managed
     keys = {a.lower().rstrip("/") for a in affected}

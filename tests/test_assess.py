@@ -522,3 +522,88 @@ def test_managed_nsg_attached_to_nothing_is_detached() -> None:
     result = assess(inventory, BASELINE)
     assert found(result) == {("nsg_detached", "attachment", None, False)}
     assert "guards nothing" in result.findings[0].message
+
+
+# --------------------------------------------------------------------------- what cannot be judged (issue 11 item 2)
+
+
+def with_unreadable(inventory: Inventory, name: str, widest: SecurityRule, drop: str = "") -> Inventory:
+    """``name``'s NSG holding ``widest`` as a rule it cannot read (an address ARM takes, such as "789")."""
+    from remediation.model import UnreadableRule
+
+    group = nsg_named(inventory, name)
+    kept = tuple(r for r in group.security_rules if r.name != drop)
+    unreadable = (UnreadableRule(widest=widest, reason="address prefix '789' is a bare number"),)
+    return with_nsg(inventory, replace(group, security_rules=kept, unreadable_rules=unreadable))
+
+
+def test_an_unreadable_allow_rule_is_judged_as_if_it_allowed_everything_it_could() -> None:
+    # Outbound to "789" on 443: read as matching nothing it is harmless, read as '*' it lets
+    # the CycleCloud VM reach the Internet past BlockOutbound. Not guessed fine: both reported.
+    inventory = with_unreadable(compliant(), "nsg-cyclecloud", rule("People443", 200, dst="*", dport="443"))
+    result = assess(inventory, BASELINE)
+    assert ("unjudgeable", "readable rule", "People443", False) in found(result)
+    assert ("lockdown_breach", "BlockOutbound", "People443", False) in found(result)
+    [unjudged] = [f for f in result.findings if f.kind is FindingKind.UNJUDGEABLE]
+    assert unjudged.severity is Severity.HIGH
+    assert "'789'" in unjudged.message
+    assert unjudged.reason  # what to do about it
+
+
+def test_an_unreadable_deny_rule_is_judged_as_if_it_blocked_everything_it_could() -> None:
+    # Inbound deny from "789": read as '*' it blocks the nodes' AMQP and HTTPS to CycleCloud.
+    inventory = with_unreadable(compliant(), "nsg-cyclecloud", rule("PeopleDeny", 110, "Inbound", "Deny", "*"))
+    kinds = {(f.kind, f.requirement) for f in assess(inventory, BASELINE).findings}
+    assert (FindingKind.PORT_BLOCKED, "amqp_5672") in kinds
+    assert (FindingKind.PORT_BLOCKED, "https_9443") in kinds
+
+
+def test_nothing_is_written_to_an_nsg_with_an_unreadable_rule() -> None:
+    # AllowAzureStorage is missing too: reported, but its fix waits until the rule is readable,
+    # since a plan made from a guess could widen or break what the unreadable rule does.
+    inventory = with_unreadable(
+        compliant(), "nsg-cyclecloud", rule("People443", 200, "Inbound", dport="443"), drop="AllowAzureStorage"
+    )
+    result = assess(inventory, BASELINE)
+    assert ("missing_rule", "AllowAzureStorage", "BlockOutbound", False) in found(result)
+    [plan] = [p for p in result.plans if p.nsg_name == "nsg-cyclecloud"]
+    assert plan.is_empty
+    assert {f.requirement for f in plan.unremediable} >= {"AllowAzureStorage", "readable rule"}
+
+
+def test_other_nsgs_are_still_fixed_when_both_readings_agree() -> None:
+    # The cluster NSG holds the unreadable rule; the CycleCloud NSG's missing rule is fixed as usual.
+    base = compliant()
+    cc = nsg_named(base, "nsg-cyclecloud")
+    base = with_nsg(
+        base, replace(cc, security_rules=tuple(r for r in cc.security_rules if r.name != "AllowAzureStorage"))
+    )
+    inventory = with_unreadable(base, "nsg-cluster", rule("People443", 200, "Inbound", dport="443"))
+    result = assess(inventory, BASELINE)
+    assert ("missing_rule", "AllowAzureStorage", "BlockOutbound", True) in found(result)
+    [plan] = [p for p in result.plans if p.nsg_name == "nsg-cyclecloud"]
+    assert [r.name for r in plan.added] == ["AllowAzureStorage"]
+    assert ("unjudgeable", "readable rule", "People443", False) in found(result)
+
+
+def test_an_nsg_that_cannot_be_read_at_all_is_named_and_flows_through_it_judged_both_ways() -> None:
+    from remediation.errors import InputError
+    from remediation.parse import unreadable_nsg
+
+    inventory = compliant()
+    cluster = nsg_named(inventory, "nsg-cluster")
+    raw = json.loads((FIXTURES / "compliant/arm/nsg-cluster.json").read_text())
+    stand_in = unreadable_nsg(raw, where="arm", error=InputError("something new", where="arm"))
+    assert (stand_in.id, stand_in.tags, stand_in.subnet_ids, stand_in.etag) == (
+        cluster.id,
+        cluster.tags,
+        cluster.subnet_ids,
+        None,
+    )
+    result = assess(with_nsg(inventory, stand_in), BASELINE)
+    unjudged = next(f for f in result.findings if f.kind is FindingKind.UNJUDGEABLE)
+    assert (unjudged.nsg, unjudged.requirement, unjudged.rule) == (cluster.id, "readable NSG", None)
+    assert "something new" in unjudged.message
+    # Read as denying everything, the nodes cannot reach CycleCloud: reported, not guessed fine.
+    assert {f.requirement for f in result.findings if f.kind is FindingKind.PORT_BLOCKED} == {"amqp_5672", "https_9443"}
+    assert all(p.is_empty for p in result.plans)

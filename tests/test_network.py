@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from remediation.baseline import Role
+from remediation.baseline import Role, roles_from_tag
 from remediation.errors import InputError
 from remediation.model import Inventory, NetworkInterface, NetworkSecurityGroup, Subnet, VirtualNetwork
 from remediation.network import Network
@@ -72,9 +72,22 @@ def test_roles_from_the_tag(tags: dict[str, str], roles: set[Role]) -> None:
     assert Network(Inventory()).roles(replace(CC, tags=tags)) == roles
 
 
-def test_bad_role_tag_names_the_valid_values() -> None:
+@pytest.mark.parametrize("value", ["nodes", "none", "", " , "])
+def test_a_role_tag_naming_no_role_is_unmanaged_and_named_as_misconfigured(value: str) -> None:
+    # It used to raise, which stopped every sweep and event of the subscription (issue 11 item 2).
+    bad = replace(CC, tags={"cyclecloud-lockdown": value})
+    network = Network(Inventory(nsgs=(bad, OTHER)))
+    assert network.roles(bad) == frozenset()
+    assert [n for n, _ in network.managed()] == [n for n in (OTHER,) if network.roles(n)]
+    [(nsg, problem)] = network.misconfigured()
+    assert nsg is bad
+    assert f"tag value {value!r}" in problem
+    assert "valid: cyclecloud, cluster" in problem or "empty role tag value" in problem
+
+
+def test_an_unknown_role_still_names_the_valid_values() -> None:
     with pytest.raises(InputError, match=r"unknown role 'nodes'.*valid: cyclecloud, cluster"):
-        Network(Inventory()).roles(replace(CC, tags={"cyclecloud-lockdown": "nodes"}))
+        roles_from_tag("nodes")
 
 
 def test_custom_lockdown_tag() -> None:

@@ -110,6 +110,8 @@ def _address_kind(text: str) -> str:
     try:
         ipaddress.ip_network(text, strict=True)
     except ValueError:
+        if text.isascii() and text.isdigit():
+            return "number"  # ARM takes and returns "789" and "1234" (Azure CLI's recorded test_network_nsg)
         return "tag" if _TAG.match(text) and not text.replace(".", "").isdigit() else "invalid"
     return "prefix"
 

@@ -333,6 +333,7 @@ _KIND_TEXT = {
     FindingKind.PATH_UNJUDGED: "path not judged:",
     FindingKind.NSG_UNMANAGED: "no longer guarded:",
     FindingKind.GUARD_UNAUTHENTICATED: "the guard cannot authenticate:",
+    FindingKind.UNJUDGEABLE: "cannot judge:",
 }
 
 

@@ -54,13 +54,13 @@ from azure.mgmt.network import NetworkManagementClient
 from remediation.azure.budget import ReadBudget, ReadBudgetPolicy
 from remediation.azure.credential import RenewingCredential
 from remediation.azure.neighbourhood import NeighbourhoodReader
-from remediation.errors import AuthenticationFailure, ConflictError, RemediationError, TransientError
+from remediation.errors import AuthenticationFailure, ConflictError, InputError, RemediationError, TransientError
 from remediation.model import (
     Inventory,
     NetworkSecurityGroup,
     VirtualNetwork,
 )
-from remediation.parse import parse_nic, parse_nsg, parse_vnet
+from remediation.parse import parse_nic, parse_nsg, parse_vnet, unreadable_nsg
 from remediation.parse_paths import parse_path_document
 from remediation.paths import PathInventory, merge_paths
 from remediation.plan import RemediationPlan
@@ -573,7 +573,12 @@ class ArmNetwork:
         if fingerprint is not None and hit is not None and hit[0] == fingerprint:
             nsg = hit[1]
         else:
-            nsg = parse_nsg(raw, where=str(raw.get("id", "NSG")))
+            try:
+                nsg = parse_nsg(raw, where=str(raw.get("id", "NSG")))
+            except InputError as exc:  # ARM holds it, so ARM accepted it: one NSG must not stop the guard
+                log.error("NSG %s cannot be read; judged as unreadable, never written: %s", raw.get("id"), exc)
+                nsg = unreadable_nsg(raw, where=str(raw.get("id", "NSG")), error=exc)
+                fingerprint = None
         with self._lock:
             self._raw_nsgs[nsg.key] = raw
             if fingerprint is not None:

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         roles = _roles(args.role)
         baseline = _baseline(args.baseline)
         stdin = _StdinOnce()
-        inventory, paths = _inventory(args.files, stdin, lockdown_tag=None if roles else baseline.lockdown_tag)
+        inventory, paths = _inventory(args.files, stdin)
         tags = _tag_model(args.service_tags, stdin)
         _require_managed(inventory, baseline, roles, where=", ".join(args.files))
         assessment = assess(inventory, baseline, tags=tags, roles=roles)
@@ -149,7 +149,7 @@ def _load_json(path: str, stdin: _StdinOnce) -> tuple[str, object]:
         raise InputError("JSON nested too deeply to read", where=name) from None
 
 
-def _inventory(paths: Sequence[str], stdin: _StdinOnce, *, lockdown_tag: str | None) -> tuple[Inventory, PathInventory]:
+def _inventory(paths: Sequence[str], stdin: _StdinOnce) -> tuple[Inventory, PathInventory]:
     inventories = []
     path_inventories = []
     for path in paths:
@@ -157,14 +157,8 @@ def _inventory(paths: Sequence[str], stdin: _StdinOnce, *, lockdown_tag: str | N
         path_inventories.append(parse_path_document(document, where=name))
         if only_path_resources(document):
             continue  # route tables, firewalls, policies: nothing for the NSG reader
-        inventory = parse_document(document, where=name)
-        if lockdown_tag:
-            # A bad role tag is bad input of this file; say so before the assessment trips on it.
-            for nsg in inventory.nsgs:
-                for key, value in nsg.tags.items():
-                    if key.lower() == lockdown_tag.lower():
-                        roles_from_tag(value, where=f"{name}: NSG {nsg.name}: tag {key}")
-        inventories.append(inventory)
+        # A lockdown tag naming no role is not bad input: it is that NSG's finding (unjudgeable).
+        inventories.append(parse_document(document, where=name))
     inventory = merge_inventories(*inventories)
     if not inventory.nsgs:
         raise InputError("no network security group in the input: nothing to check", where=", ".join(paths))
@@ -197,7 +191,8 @@ def _tag_model(paths: Sequence[str], stdin: _StdinOnce) -> TagModel | None:
 
 def _require_managed(inventory: Inventory, baseline: Baseline, roles: frozenset[Role] | None, *, where: str) -> None:
     """A check that checks nothing must not pass silently."""
-    if roles is None and not Network(inventory, baseline.lockdown_tag, None).managed():
+    network = Network(inventory, baseline.lockdown_tag, None)
+    if roles is None and not network.managed() and not network.misconfigured():
         count = len(inventory.nsgs)
         raise InputError(
             f"none of the {count} NSG(s) carries the tag {baseline.lockdown_tag!r}: "

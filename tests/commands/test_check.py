@@ -249,13 +249,26 @@ def test_bad_files_exit_2_naming_file_and_problem(
     assert err.count("\n") == 1
 
 
-def test_bad_role_tag_names_file_and_nsg(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    doc = json.loads((ARM / "nsg-cyclecloud.json").read_text())
-    doc["tags"] = {"CycleCloud-Lockdown": "scheduler"}
-    path = _write(tmp_path, "nsg.json", json.dumps(doc))
-    code, _, err = check(capsys, path)
-    assert code == 2
-    assert err.startswith(f"error: {path}: NSG nsg-cyclecloud: tag CycleCloud-Lockdown: unknown role 'scheduler'")
+@pytest.mark.parametrize("value", ["none", "", "scheduler"])
+def test_a_role_tag_naming_no_role_is_that_nsgs_finding_and_the_rest_is_judged(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, value: str
+) -> None:
+    # Issue 11 item 2: a tag value naming no role was bad input for the whole check (exit 2).
+    cluster = json.loads((ARM / "nsg-cluster.json").read_text())
+    cluster["tags"] = {"CycleCloud-Lockdown": value}
+    cyclecloud = json.loads((ARM / "nsg-cyclecloud.json").read_text())
+    rules = cyclecloud["properties"]["securityRules"]
+    rules[:] = [r for r in rules if r["name"] != "AllowAzureStorage"]  # a real finding on the NSG still judged
+    paths = [_write(tmp_path, "cluster.json", json.dumps(cluster)), _write(tmp_path, "cc.json", json.dumps(cyclecloud))]
+    code, report = check_json(capsys, *paths, str(ARM / "vnet.json"))
+    assert code == 1
+    unjudgeable = [f for f in report["findings"] if f["kind"] == "unjudgeable"]
+    assert len(unjudgeable) == 1  # the mistagged NSG, named, high, with why
+    assert unjudgeable[0]["nsg"] == cluster["id"]
+    assert unjudgeable[0]["requirement"] == "lockdown tag"
+    assert unjudgeable[0]["severity"] == "high"
+    assert f"tag value {value!r}" in unjudgeable[0]["message"]
+    assert any(f["kind"] == "missing_rule" and f["requirement"] == "AllowAzureStorage" for f in report["findings"])
 
 
 def test_bad_baseline_exit_2_with_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
