@@ -14,6 +14,7 @@ packaged default.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -304,6 +305,15 @@ def parse_baseline_text(text: str, *, source: str) -> Baseline:
         if _expanded_size(root) > MAX_EXPANDED_NODES:
             raise BaselineError(f"expands to more than {MAX_EXPANDED_NODES} values through YAML aliases", where=source)
         data = yaml.safe_load(text)
+    except ValueError as exc:  # PyYAML converts a 5,000-digit integer with int(): too long for Python
+        found = _overlong_integer(root)
+        if found is None:
+            raise BaselineError(f"not valid YAML: {exc}", where=source) from None
+        path, line, digits = found
+        raise BaselineError(
+            f"{_field_path(path)}: an integer of {digits} digits: no field takes a number that long",
+            where=f"{source}:{line}",
+        ) from None
     except RecursionError:
         raise BaselineError("nested too deeply to read", where=source) from None
     except yaml.MarkedYAMLError as exc:
@@ -331,6 +341,25 @@ def parse_baseline_text(text: str, *, source: str) -> Baseline:
         raise  # pragma: no cover - every ValidationError has at least one error
 
     return _Builder(model, problems).build(source)
+
+
+def _overlong_integer(root: yaml.Node | None) -> tuple[Path_, int, int] | None:
+    """(path, line, digits) of the first integer too long for Python's ``int()``, if any.
+
+    Walked after :func:`_expanded_size` bounded the document, so aliases cannot make this long.
+    """
+    stack: list[tuple[Path_, yaml.Node]] = [((), root)] if root is not None else []
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            digits = node.value.replace("_", "").lstrip("+-")
+            if digits.isdigit() and len(digits) > sys.get_int_max_str_digits():
+                return path, node.start_mark.line + 1, len(digits)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(reversed([((*path, str(k.value)), v) for k, v in node.value]))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed([((*path, i), v) for i, v in enumerate(node.value)]))
+    return None
 
 
 def _expanded_size(root: yaml.Node | None) -> int:

@@ -63,6 +63,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _event_digest(event_id: str) -> str:
+    """The row key of an event id; ``surrogatepass`` so that any Python string has one, the same each time."""
+    return hashlib.sha256(event_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _utc(at: datetime) -> datetime:
     """A plain, UTC-aware datetime (the SDK returns a subclass; naive means UTC)."""
     if at.tzinfo is None:
@@ -172,9 +177,11 @@ class TableStateStore:
 
         if not event_id:
             raise InputError("empty event id", where="seen_event")
-        digest = hashlib.sha256(event_id.encode("utf-8")).hexdigest()
+        digest = _event_digest(event_id)
         table = self._table("events")
-        entity = {"PartitionKey": digest[:2], "RowKey": digest, "event_id": event_id[:1024], "at": _utc(self._clock())}
+        # The id as text for people; escaped where it is not valid Unicode, which no table can hold.
+        shown = event_id[:1024].encode("utf-8", "backslashreplace").decode("utf-8")
+        entity = {"PartitionKey": digest[:2], "RowKey": digest, "event_id": shown, "at": _utc(self._clock())}
         try:
             with self._errors(table.table_name, "record event"):
                 table.create_entity(entity)
@@ -186,7 +193,7 @@ class TableStateStore:
         """Undo :meth:`seen_event` after a transient failure, so Event Grid's redelivery is handled."""
         from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
 
-        digest = hashlib.sha256(event_id.encode("utf-8")).hexdigest()
+        digest = _event_digest(event_id)
         table = self._table("events")
         try:
             with self._errors(table.table_name, "forget event"):

@@ -7,7 +7,6 @@ them to :mod:`remediation.service` as one :class:`Runtime` (a Reconciler).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 
 from azure.core.credentials import TokenCredential
 
+from remediation import json_input
 from remediation.alerts.channels import channels_from_settings, secrets_of
 from remediation.alerts.dispatch import Channel
 from remediation.alerts.notify import notify
@@ -25,7 +25,7 @@ from remediation.alerts.policy import Restoration
 from remediation.azure.arm import ArmNetwork, ArmOptions, default_credential
 from remediation.azure.evidence import evidence_from_settings
 from remediation.coalesce import CoalesceOptions, EventCoalescer
-from remediation.errors import SettingsError
+from remediation.errors import InputError, SettingsError
 from remediation.findings import Finding
 from remediation.ports import Alert, EvidenceSource, PendingEvents, Restored, StateStore, TopologyCache
 from remediation.service import Reconciler
@@ -145,9 +145,11 @@ def load_tags(settings: Settings) -> TagModel | None:
         return None
     path = Path(settings.service_tags_path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json_input.loads(path.read_text(encoding="utf-8"), where=str(path))
     except (OSError, ValueError) as exc:
         raise SettingsError(f"cannot read {path}: {exc}", where="SERVICE_TAGS_PATH") from None
+    except InputError as exc:
+        raise SettingsError(str(exc), where="SERVICE_TAGS_PATH") from None
     return exact_from_documents([doc], where=str(path))
 
 

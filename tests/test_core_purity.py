@@ -12,6 +12,7 @@ import pytest
 CORE = [
     "model",
     "parse",
+    "json_input",
     "tags",
     "evaluate",
     "network",

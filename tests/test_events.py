@@ -278,3 +278,12 @@ def test_parse_does_not_mutate_input() -> None:
     before = copy.deepcopy(raw)
     parse_event(raw)
     assert raw == before
+
+
+def test_an_event_id_that_is_not_valid_unicode_is_malformed_and_named_escaped() -> None:
+    # Issue 11 item 6: "bad\ud800id" went on to the state store, which raised UnicodeEncodeError out
+    # of the handler (so Event Grid retried it for a day). Event Grid's own ids are GUIDs: drop it here.
+    with pytest.raises(InputError, match=r"event 'bad\\ud800id': event id is not valid Unicode") as caught:
+        parse_event(nsg_event(event_id="bad\ud800id"), subscription_id=SUB)
+    str(caught.value).encode("utf-8")  # the message itself can be logged anywhere
+    assert parse_event(nsg_event(event_id="ev-\u00e9\u4e2d"), subscription_id=SUB).id == "ev-\u00e9\u4e2d"

@@ -76,6 +76,16 @@ def test_seen_event_records_once(store: StateStore) -> None:
     assert store.seen_event("a/b#c?d\\e") is True
 
 
+def test_an_event_id_that_is_not_valid_unicode_is_recorded_without_error(store: StateStore) -> None:
+    # Issue 11 item 6: the Table store raised UnicodeEncodeError on a lone surrogate, out of the handler.
+    odd = "bad\ud800id"
+    assert store.seen_event(odd) is False
+    assert store.seen_event(odd) is True
+    assert store.seen_event("bad\ud801id") is False  # a different id is not taken for it
+    store.forget_event(odd)
+    assert store.seen_event(odd) is False
+
+
 def test_seen_event_is_concurrency_safe(store: StateStore) -> None:
     results: list[bool] = []
     barrier = threading.Barrier(8)

@@ -6,6 +6,7 @@ carry the same facts. Pure: no I/O.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -48,7 +49,16 @@ class AlertView:
 
     @property
     def subject(self) -> str:
-        return f"[{PRODUCT}] {self.severity.value.upper()}: {self.title}"
+        return one_line(f"[{PRODUCT}] {self.severity.value.upper()}: {self.title}")
+
+
+def one_line(text: str) -> str:
+    """``text`` without control, format (bidi overrides such as U+202E) or line-separator characters.
+
+    For an email subject: a name in it (an NSG's, a rule's, an actor's) must not reorder what a
+    reader sees, hide text, end the header or reach a terminal that shows it.
+    """
+    return "".join(c for c in text if not unicodedata.category(c).startswith("C") and c not in "\u2028\u2029")
 
 
 def render(alert: Alert, *, max_items: int = MAX_ITEMS, max_line: int = MAX_LINE) -> AlertView:

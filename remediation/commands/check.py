@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, TextIO
 
+from remediation import json_input
 from remediation.assess import Assessment, assess
 from remediation.baseline import Baseline, Role, roles_from_tag
 from remediation.errors import InputError
@@ -141,12 +142,7 @@ def _load_json(path: str, stdin: _StdinOnce) -> tuple[str, object]:
         raise InputError("not a UTF-8 text file", where=name) from None
     if not text.strip():
         raise InputError("is empty", where=name)
-    try:
-        return name, json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", where=name) from None
-    except RecursionError:
-        raise InputError("JSON nested too deeply to read", where=name) from None
+    return name, json_input.loads(text, where=name)  # a key given twice or a 5,000-digit number: refused
 
 
 def _inventory(paths: Sequence[str], stdin: _StdinOnce) -> tuple[Inventory, PathInventory]:
@@ -238,13 +234,13 @@ def _print_table(assessment: Assessment, inventory: Inventory, baseline: Baselin
         for finding, row in zip(findings, rows, strict=True):
             out.write(line(row, finding.severity.value) + "\n")
         out.write("\n")
-    out.write(_summary(assessment, inventory, baseline) + "\n")
+    out.write(_shown(_summary(assessment, inventory, baseline)) + "\n")
     _print_not_judged(assessment, out, paint)
     _print_plans(assessment, out, paint)
 
 
 def _row(finding: Finding) -> tuple[str, ...]:
-    return (
+    cells = (
         finding.severity.value,
         finding.kind.value,
         _short(finding.nsg),
@@ -253,6 +249,18 @@ def _row(finding: Finding) -> tuple[str, ...]:
         "yes" if finding.remediable else "no",
         finding.message,
     )
+    return tuple(_shown(c) for c in cells)
+
+
+def _shown(text: str) -> str:
+    """``text`` for a terminal: every non-printable character escaped (``\\x1b``, ``\\u202e``).
+
+    Names come from the files checked: an escape sequence in one could clear the
+    screen, set the terminal's title or hide a line of the report.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _summary(assessment: Assessment, inventory: Inventory, baseline: Baseline) -> str:
@@ -282,22 +290,23 @@ def _print_not_judged(assessment: Assessment, out: TextIO, paint: Callable[[str,
         return
     out.write("\n" + paint("Not judged:", _BOLD) + "\n")
     for item in assessment.not_judged:
-        out.write(f"  {item.requirement}: {item.reason}\n")
+        out.write(f"  {_shown(f'{item.requirement}: {item.reason}')}\n")
 
 
 def _print_plans(assessment: Assessment, out: TextIO, paint: Callable[[str, str], str]) -> None:
     for plan in assessment.plans:
         if plan.is_empty and not plan.unremediable:
             continue
-        out.write("\n" + paint(f"Plan for {plan.nsg_name}:", _BOLD) + "\n")
+        out.write("\n" + paint(f"Plan for {_shown(plan.nsg_name)}:", _BOLD) + "\n")
         replaced = {r.name.lower() for r in plan.replaced}
         for rule in plan.added:
             verb = "restore" if rule.name.lower() in replaced else "add"
-            out.write(f"  {verb} {_describe(rule)}\n")
+            out.write(f"  {verb} {_shown(_describe(rule))}\n")
         if plan.is_empty:
             out.write("  (no rule to add)\n")
         for finding in plan.unremediable:
-            out.write(f"  cannot fix {finding.kind.value} {finding.requirement}: {finding.reason or finding.message}\n")
+            text = f"cannot fix {finding.kind.value} {finding.requirement}: {finding.reason or finding.message}"
+            out.write(f"  {_shown(text)}\n")
 
 
 def _print_paths(report: PathReport, out: TextIO) -> None:

@@ -46,3 +46,10 @@ def test_email_golden() -> None:
     content = email_content(new_port_alert())
     check_golden("port_blocked_email.txt", f"Subject: {content.subject}\n\n{content.text}")
     check_golden("port_blocked_email.html", content.html)
+
+
+def test_the_subject_carries_no_control_bidi_or_line_breaking_character() -> None:
+    # Issue 11 item 7: the subject carried raw U+202E, NUL and ESC from names in the title.
+    hostile = "nsg\u202eevil\x00\x1b]0;pwned\x07\r\nBcc: x\u2028y"
+    content = email_content(replace(new_port_alert(), title=f"Port blocked amqp_5672 on {hostile}"))
+    assert content.subject == "[CycleCloud Lockdown Guard] CRITICAL: Port blocked amqp_5672 on nsgevil]0;pwned Bcc: x y"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -402,3 +403,85 @@ def test_a_default_rule_is_told_apart_from_a_persons_rule_of_its_name(capsys: py
     rows = [line for line in out.splitlines() if line.startswith("critical  lockdown_breach")]
     assert len(rows) == 2
     assert sum("AllowInternetOutBound (default)" in row for row in rows) == 1
+
+
+# --------------------------------------------------------------------------- input json.loads alone misreads (issue 11 items 6, 7)
+
+LONG = "1" * 5000  # Python's int() refuses more than 4,300 digits: it was a ValueError traceback, exit 1
+
+
+def _rule_with(raw_property: str) -> str:
+    """The CycleCloud NSG's JSON with ``raw_property`` written first in its first rule's properties."""
+    text = (ARM / "nsg-cyclecloud.json").read_text()
+    at = text.index('"properties": {', text.index('"securityRules"')) + len('"properties": {')
+    return text[:at] + raw_property + ", " + text[at:]
+
+
+@pytest.mark.parametrize(
+    ("raw_property", "message"),
+    [
+        ('"access": "Allow", "access": "Deny"', "properties.securityRules[0].properties: key 'access' given twice"),
+        (
+            f'"sourcePortRanges": [{LONG}]',
+            "properties.securityRules[0].properties.sourcePortRanges[0]: an integer of 5000",
+        ),
+    ],
+)
+def test_duplicate_keys_and_overlong_integers_exit_2_with_file_and_path(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, raw_property: str, message: str
+) -> None:
+    text = _rule_with(raw_property)
+    assert raw_property in text
+    path = _write(tmp_path, "nsg.json", text)
+    code, out, err = check(capsys, path, *COMPLIANT[:-1])
+    assert code == 2
+    assert out == ""
+    assert err.startswith(f"error: {path}: {message}"), err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"values": [{"name": "Storage", "name": "Sql", "properties": {"addressPrefixes": []}}]}',
+         "values[0]: key 'name' given twice"),
+        ('{"changeNumber": ' + LONG + ', "values": []}', "changeNumber: an integer of 5000 digits"),
+    ],
+)  # fmt: skip
+def test_service_tags_with_duplicate_keys_or_overlong_integers_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, message: str
+) -> None:
+    bad = _write(tmp_path, "tags.json", text)
+    code, _, err = check(capsys, "--service-tags", bad, *COMPLIANT)
+    assert code == 2
+    assert err.startswith(f"error: {bad}: {message}"), err
+
+
+def test_an_overlong_integer_in_a_baseline_exits_2_with_file_line_and_field(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    shipped = (ROOT / "remediation" / "baselines" / "cyclecloud.yaml").read_text()
+    found = re.search(r"^ +priority: (\d+)$", shipped, re.MULTILINE)
+    assert found is not None
+    path = _write(tmp_path, "b.yaml", shipped[: found.start(1)] + LONG + shipped[found.end(1) :])
+    line = shipped[: found.start(1)].count("\n") + 1
+    code, _, err = check(capsys, "--baseline", path, *COMPLIANT)
+    assert code == 2
+    assert err.startswith(f"error: {path}:{line}: rules[0].priority: an integer of 5000 digits"), err
+
+
+def test_the_table_escapes_terminal_sequences_from_names(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Names reach the table from the files checked; ESC ] 0 ; ... BEL sets a terminal's title,
+    # ESC [ 2 J clears the screen, U+202E reverses what follows.
+    doc = json.loads((ARM / "nsg-cyclecloud.json").read_text())
+    hostile = "nsg\x1b]0;pwned\x07\x1b[2J\u202e"
+    doc["id"] = doc["id"].rsplit("/", 1)[0] + "/" + hostile
+    doc["name"] = hostile
+    rules = doc["properties"]["securityRules"]
+    rules[:] = [r for r in rules if r["name"] != "AllowAzureStorage"]
+    path = _write(tmp_path, "nsg.json", json.dumps(doc))
+    code, out, _ = check(capsys, path, *COMPLIANT[:-1])
+    assert code == 1
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert "\u202e" not in out
+    assert "nsg\\x1b]0;pwned\\x07\\x1b[2J\\u202e" in out  # shown, escaped, in the NSG column and the plan

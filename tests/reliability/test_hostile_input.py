@@ -240,6 +240,7 @@ def generated_events() -> dict[str, Any]:
             "data": {"claims": "[" * 100_000 + "]" * 100_000},
         },
         "huge-subject": {**base, "id": "g-huge", "subject": CC + "/" + "a" * 2_000_000},
+        "surrogate-id": {**base, "id": "bad\ud800id", "subject": CC},
         "many-claims": {
             **base,
             "id": "g-claims",
@@ -476,6 +477,38 @@ def test_check_corpus(tmp_path: Path) -> None:
             pytest.fail(f"check {f.name}: {type(exc).__name__}: {exc}")
     assert assert_checked(CORPUS / "nsg" / "not-utf8.json") == 2
     assert assert_checked(deep) == 2
+    assert assert_checked(CORPUS / "nsg" / "name-unicode.json") == 2  # U+202E, an emoji and NUL: ARM refuses it
+    for name, text in refused_by_arm().items():
+        path = tmp_path / f"generated-{name}.json"
+        path.write_text(text, encoding="utf-8")
+        assert assert_checked(path) == 2, name
+
+
+def refused_by_arm() -> dict[str, str]:
+    """NSG documents ARM would refuse and json.loads alone misreads (issue 11 items 6 and 7): each exits 2."""
+    rule = GOOD_NSG["properties"]["securityRules"][0]
+
+    def with_rule(**change: Any) -> str:
+        doc = copy.deepcopy(GOOD_NSG)
+        doc["properties"]["securityRules"][0] = {
+            **rule,
+            **change.pop("top", {}),
+            "properties": {**rule["properties"], **change},
+        }
+        return json.dumps(doc)
+
+    good = json.dumps(GOOD_NSG)
+    return {
+        "port-arabic-indic": with_rule(destinationPortRange="\u0665\u0666\u0667\u0662"),
+        "port-fullwidth": with_rule(destinationPortRange="\uff15\uff16\uff17\uff12"),
+        "port-padded": with_rule(destinationPortRange=" 5672 "),
+        "priority-string-150": with_rule(priority="150"),
+        "name-empty": with_rule(top={"name": ""}),
+        "name-100000": with_rule(top={"name": "A" * 100_000}),
+        "name-escape": with_rule(top={"name": "Allow\x1b]0;pwned\x07"}),
+        "priority-5000-digits": good.replace('"priority": 100', '"priority": ' + "1" * 5000, 1),
+        "duplicate-access": good.replace('"access": "Allow"', '"access": "Allow", "access": "Deny"', 1),
+    }
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
