@@ -26,12 +26,13 @@ def channels_from_settings(
     """One channel per configured destination, with its minimum severity.
 
     ``credential`` (the managed identity) is needed for ACS email;
-    ``ssl_context`` verifies the webhook and the SMTP relay (system CAs by default).
+    ``ssl_context`` verifies the SMTP relay (system CAs by default; the webhook is verified
+    against the system's CAs by its HTTP transport).
     """
     channels: list[Channel] = []
     for name, minimum in channel_minimums(settings).items():
         if name == TEAMS:
-            channels.append(Channel(TeamsSink(settings.teams_webhook_url, ssl_context=ssl_context), minimum))
+            channels.append(Channel(TeamsSink(settings.teams_webhook_url), minimum))
         elif name == EMAIL_SMTP:
             sink = SmtpSink(
                 host=settings.smtp_host,

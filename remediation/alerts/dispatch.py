@@ -1,8 +1,10 @@
 """Send alerts to every channel that wants them, without ever failing the caller.
 
 Each channel gets its own worker thread, so a channel that hangs until its
-timeout or sleeps between retries does not delay the others. A failed send
-is retried with exponential backoff; a channel that exhausts its retries is
+timeout or sleeps between retries does not delay the others. Each channel has
+one retry policy: a sink that retries by itself (``retries_itself``: Teams
+through azure-core's RetryPolicy, ACS through its SDK's) is called once; any
+other failed send is retried here with exponential backoff. A channel that exhausts its retries is
 considered down for the rest of this dispatch (its remaining alerts are
 recorded as failed without being tried). Everything ends up in the returned
 :class:`DeliveryReport`; nothing is raised. Error texts are redacted.
@@ -163,7 +165,8 @@ def _deliver_all(
         if down:
             deliveries.append(Delivery(alert, channel.name, False, 0, f"not tried: channel down ({down})"))
             continue
-        delivery = _deliver(alert, channel, attempts, base_delay, max_delay, sleep, secrets)
+        tries = 1 if getattr(channel.sink, "retries_itself", False) else attempts
+        delivery = _deliver(alert, channel, tries, base_delay, max_delay, sleep, secrets)
         deliveries.append(delivery)
         if not delivery.delivered:
             down = delivery.error

@@ -38,6 +38,8 @@ class AcsEmailSink:
     """
 
     name = "email-acs"
+    #: The SDK's retry policy (429, 5xx, lost connections; Retry-After honoured) is the channel's only one.
+    retries_itself = True
 
     def __init__(
         self,
@@ -58,7 +60,7 @@ class AcsEmailSink:
         self._timeout = timeout
         self._polling_interval = polling_interval
         self._client = EmailClient(
-            endpoint, credential, retry_total=1, connection_timeout=10, read_timeout=30, **client_options
+            endpoint, credential, retry_total=3, connection_timeout=10, read_timeout=30, **client_options
         )
 
     def send(self, alert: Alert) -> None:

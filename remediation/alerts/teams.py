@@ -1,57 +1,92 @@
 """Teams through a Workflows webhook ("When a Teams webhook request is received").
 
-Posts the Adaptive Card message with the standard library's HTTP client: it
-logs nothing, so the signed URL cannot leak through a library's debug log.
+Posts the Adaptive Card message through azure-core's ``PipelineClient`` with one policy:
+:class:`~remediation.retry.BoundedRetryPolicy`, which retries throttling (429), 408 and 5xx
+answers and lost connections with exponential backoff, honouring ``Retry-After`` up to a cap.
+That is the channel's only retry policy (the dispatcher calls a sink that retries itself once).
+No logging policy is in the pipeline, and the one library below it that logs request lines
+(urllib3, at DEBUG) has its query strings masked, so the signed URL never reaches a log.
 """
 
 from __future__ import annotations
 
-import ssl
-import urllib.error
-import urllib.request
+import logging
 from urllib.parse import urlsplit
+
+from azure.core import PipelineClient
+from azure.core.exceptions import AzureError
+from azure.core.pipeline.transport import RequestsTransport
+from azure.core.rest import HttpRequest, HttpResponse
 
 from remediation.alerts.card import build_message, message_bytes
 from remediation.alerts.redact import DeliveryError, redact, safe_url
 from remediation.ports import Alert
+from remediation.retry import BoundedRetryPolicy
 from remediation.settings import Secret
 
 _MAX_ERROR_BODY = 300
+#: azure-core retries a POST on 429 only when told to: such an answer means the message was not taken.
+_RETRIED_METHODS = frozenset({"POST"})
+
+
+class _MaskQueryStrings(logging.Filter):
+    """urllib3 logs each request line at DEBUG, query string and so the webhook's signature included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_MaskQueryStrings())
 
 
 class TeamsSink:
     """An :class:`~remediation.ports.AlertSink` posting to one Workflows webhook."""
 
     name = "teams"
+    #: The sink retries by itself (its pipeline's retry policy); the dispatcher must not again.
+    retries_itself = True
 
     def __init__(
-        self, webhook_url: Secret, *, timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None
+        self,
+        webhook_url: Secret,
+        *,
+        timeout: float = 10.0,
+        retry_total: int = 3,
+        retry_backoff_factor: float = 2.0,
+        retry_backoff_max: float = 30.0,
+        max_retry_after: float = 60.0,
     ) -> None:
-        scheme = urlsplit(webhook_url.reveal()).scheme
-        if scheme not in ("https", "http"):
-            raise ValueError(f"Teams webhook URL must be http(s), not {scheme!r}")
+        parts = urlsplit(webhook_url.reveal())
+        if parts.scheme not in ("https", "http"):
+            raise ValueError(f"Teams webhook URL must be http(s), not {parts.scheme!r}")
         self._url = webhook_url
-        self._timeout = timeout
-        self._ssl_context = ssl_context
+        retry = BoundedRetryPolicy(
+            max_retry_after=max_retry_after,
+            retry_total=retry_total,
+            retry_backoff_factor=retry_backoff_factor,
+            retry_backoff_max=retry_backoff_max,
+        )
+        transport = RequestsTransport(connection_timeout=timeout, read_timeout=timeout)
+        self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(
+            base_url=f"{parts.scheme}://{parts.netloc}", policies=[retry], transport=transport
+        )
 
     def send(self, alert: Alert) -> None:
         url = self._url.reveal()
         where = safe_url(url)
-        request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
+        request = HttpRequest(
+            "POST",
             url,
-            data=message_bytes(build_message(alert)),
+            content=message_bytes(build_message(alert)),
             headers={"Content-Type": "application/json; charset=utf-8"},
-            method="POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout, context=self._ssl_context) as response:  # noqa: S310
-                status = int(response.status)
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(_MAX_ERROR_BODY).decode("utf-8", "replace").strip()
-            message = f"Teams webhook {where} answered HTTP {exc.code} {exc.reason}: {detail}"
-            raise DeliveryError(redact(message, [self._url])) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+            response = self._client.send_request(request, retry_on_methods=_RETRIED_METHODS)
+        except AzureError as exc:
+            reason = exc.message.splitlines()[0] if exc.message else type(exc).__name__
             raise DeliveryError(redact(f"Teams webhook {where} unreachable: {reason}", [self._url])) from None
-        if not 200 <= status < 300:
-            raise DeliveryError(f"Teams webhook {where} answered HTTP {status}")
+        if not 200 <= response.status_code < 300:
+            detail = response.text()[:_MAX_ERROR_BODY].strip()
+            message = f"Teams webhook {where} answered HTTP {response.status_code} {response.reason}: {detail}"
+            raise DeliveryError(redact(message, [self._url])) from None

@@ -44,7 +44,6 @@ from azure.core.exceptions import (
 )
 from azure.core.paging import ItemPaged
 from azure.core.pipeline import PipelineResponse
-from azure.core.pipeline.policies import RetryPolicy
 from azure.core.polling.base_polling import OperationFailed
 from azure.core.rest import HttpRequest
 from azure.identity import DefaultAzureCredential
@@ -66,6 +65,7 @@ from remediation.paths import PathInventory, merge_paths
 from remediation.plan import RemediationPlan
 from remediation.ports import Gathered, SubnetWriteResult, TopologyCache, WriteResult
 from remediation.resource_id import NIC, NIC_IP_CONFIGURATION, NSG, SUBNET, VNET, ResourceId
+from remediation.retry import BoundedRetryPolicy
 from remediation.scope import Scope, parse_scope
 from remediation.settings import Settings
 
@@ -150,20 +150,6 @@ class ArmOptions:
     read_timeout: float = 60.0
     nic_list_threshold: int = 25
     vnet_list_threshold: int = 25
-
-
-class BoundedRetryPolicy(RetryPolicy[Any, Any]):
-    """azure-core's retry policy, but a Retry-After longer than the cap is not slept through."""
-
-    def __init__(self, *, max_retry_after: float, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._max_retry_after = max_retry_after
-
-    def is_retry(self, settings: dict[str, Any], response: PipelineResponse[Any, Any]) -> bool:
-        retry_after = self.get_retry_after(response)
-        if retry_after is not None and retry_after > self._max_retry_after:
-            return False
-        return bool(super().is_retry(settings, response))
 
 
 def default_credential(settings: Settings) -> TokenCredential:

@@ -12,6 +12,7 @@ import pytest
 
 from remediation.alerts.dispatch import Channel, dispatch
 from remediation.alerts.email_smtp import SmtpSink
+from remediation.alerts.redact import DeliveryError
 from remediation.alerts.teams import TeamsSink
 from remediation.findings import Severity
 from remediation.ports import Alert
@@ -81,7 +82,7 @@ def test_down_channel_does_not_block_the_others(
     webhook_receiver: WebhookReceiver, smtp_server: SmtpServer, local_ca: LocalCA
 ) -> None:
     down_url = Secret(f"http://127.0.0.1:{free_port()}/workflows/x/triggers/manual/paths/invoke?sig={SIGNATURE}")
-    down = TeamsSink(down_url, timeout=2)
+    down = TeamsSink(down_url, timeout=2, retry_total=1, retry_backoff_factor=0.01)
     down.name = "teams-down"
     alerts = [new_port_alert(), replace(new_port_alert(), fingerprint="f2", title="second")]
     sleep = Recorder()
@@ -100,9 +101,9 @@ def test_down_channel_does_not_block_the_others(
     failed = {(d.channel, d.alert.title): d for d in report.failures}
     assert set(failed) == {("teams-down", alerts[0].title), ("teams-down", "second")}
     first = failed[("teams-down", alerts[0].title)]
-    assert first.attempts == 3
+    assert first.attempts == 1  # Teams retries in its own pipeline: one retry policy per channel
     assert "unreachable" in first.error
-    assert sleep.delays == [2.0, 4.0]  # exponential backoff, then the channel counts as down
+    assert sleep.delays == []  # so the dispatcher never sleeps for it; then the channel counts as down
     assert failed[("teams-down", "second")].attempts == 0
     assert "channel down" in failed[("teams-down", "second")].error
     assert report.undelivered() == set()  # every alert reached at least one channel
@@ -122,28 +123,50 @@ def test_slow_channel_does_not_delay_the_others(webhook_receiver: WebhookReceive
     assert max(timed.finished) - start < 0.6  # done before the slow channel's first send returned
 
 
-def test_retry_with_backoff_then_delivered(webhook_receiver: WebhookReceiver) -> None:
-    webhook_receiver.fail(status=503, times=2)
+class FlakySink:
+    """Fails its first ``failures`` sends; retries nothing itself (the dispatcher's policy applies)."""
+
+    name = "flaky"
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.sent: list[Alert] = []
+
+    def send(self, alert: Alert) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise DeliveryError("relay answered 451 try again later")
+        self.sent.append(alert)
+
+
+def test_retry_with_backoff_then_delivered() -> None:
+    sink = FlakySink(failures=2)
     sleep = Recorder()
-    report = dispatch(
-        [new_port_alert()],
-        [Channel(TeamsSink(Secret(webhook_receiver.url()), timeout=5), Severity.INFO)],
-        sleep=sleep,
-        base_delay=0.5,
-    )
+    report = dispatch([new_port_alert()], [Channel(sink, Severity.INFO)], sleep=sleep, base_delay=0.5)
     assert report.ok
     assert report.deliveries[0].attempts == 3
     assert sleep.delays == [0.5, 1.0]
+    assert len(sink.sent) == 1
+
+
+def test_a_sink_that_retries_itself_is_called_once(webhook_receiver: WebhookReceiver) -> None:
+    webhook_receiver.fail(status=503, times=2)
+    sleep = Recorder()
+    teams = TeamsSink(Secret(webhook_receiver.url()), timeout=5, retry_backoff_factor=0.01)
+    report = dispatch([new_port_alert()], [Channel(teams, Severity.INFO)], sleep=sleep, base_delay=0.5)
+    assert report.ok
+    assert report.deliveries[0].attempts == 1  # the two 503s were retried inside the Teams pipeline
+    assert sleep.delays == []
+    assert webhook_receiver.state.refused == 2  # not 2 x 3: the retries are not multiplied
     assert len(webhook_receiver.posts) == 1
 
 
-def test_backoff_is_bounded(webhook_receiver: WebhookReceiver) -> None:
-    webhook_receiver.fail(status=500)
+def test_backoff_is_bounded() -> None:
     sleep = Recorder()
     alert = new_port_alert()
     report = dispatch(
         [alert],
-        [Channel(TeamsSink(Secret(webhook_receiver.url()), timeout=5), Severity.INFO)],
+        [Channel(FlakySink(failures=100), Severity.INFO)],
         sleep=sleep,
         attempts=6,
         base_delay=4,
@@ -152,7 +175,7 @@ def test_backoff_is_bounded(webhook_receiver: WebhookReceiver) -> None:
     assert sleep.delays == [4, 8, 10, 10, 10]
     assert report.undelivered() == {new_port_alert().fingerprint}
     (entry,) = report.history([alert], T0)
-    assert entry.failed == ("teams",)
+    assert entry.failed == ("flaky",)
     assert entry.delivered == ()
 
 
@@ -196,12 +219,13 @@ def test_no_secret_in_any_log_line(
     bad_smtp = smtp_sink(smtp_server, local_ca, password=wrong_password.reveal())
     bad_smtp.name = "smtp-bad-login"
     down_url = Secret(f"http://127.0.0.1:{free_port()}/workflows/y/triggers/manual/paths/invoke?sig={SIGNATURE}2")
-    down = TeamsSink(down_url, timeout=2)
+    down = TeamsSink(down_url, timeout=2, retry_total=1, retry_backoff_factor=0.01)
     down.name = "teams-down"
     secrets = [good_url, down_url, Secret(PASSWORD), wrong_password]
 
-    # First the webhook rejects (its error body and status are logged), then it accepts.
-    webhook_receiver.fail(status=401, times=1)
+    # First the webhook throttles (retried inside the Teams pipeline, urllib3 logging each request
+    # line at DEBUG), then it accepts.
+    webhook_receiver.fail(status=429, times=1, retry_after=0)
     report = dispatch(
         [new_port_alert(), restored_alert()],
         [
@@ -234,3 +258,13 @@ def test_dispatch_runs_in_threads_and_returns() -> None:
     before = threading.active_count()
     dispatch([new_port_alert()], [Channel(SlowSink(0.05), Severity.INFO)], sleep=Recorder())
     assert threading.active_count() == before
+
+
+def test_each_channel_has_one_retry_policy() -> None:
+    """Teams retries in its azure-core pipeline and ACS in its SDK, so the dispatcher calls them once;
+    SMTP has no retry of its own, so the dispatcher's backoff is its policy."""
+    from remediation.alerts.email_acs import AcsEmailSink
+
+    assert TeamsSink.retries_itself
+    assert AcsEmailSink.retries_itself
+    assert not getattr(SmtpSink, "retries_itself", False)

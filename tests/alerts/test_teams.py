@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import jsonschema
@@ -54,3 +55,28 @@ def test_unreachable_webhook_is_a_delivery_error_without_the_signature() -> None
 def test_rejects_a_non_http_url() -> None:
     with pytest.raises(ValueError, match="must be http"):
         TeamsSink(Secret("file:///etc/passwd"))
+
+
+def test_throttling_is_retried_after_the_wait_the_webhook_asks_for(webhook_receiver: WebhookReceiver) -> None:
+    webhook_receiver.fail(status=429, times=1, retry_after=1)
+    started = time.monotonic()
+    TeamsSink(Secret(webhook_receiver.url()), timeout=5, retry_backoff_factor=0.01).send(new_port_alert())
+    assert webhook_receiver.state.refused == 1
+    assert len(webhook_receiver.posts) == 1
+    # azure-core's RetryPolicy slept the Retry-After, not its own 0.01 s backoff.
+    assert time.monotonic() - started >= 0.9
+
+
+def test_a_retry_after_beyond_the_cap_is_not_slept_through(webhook_receiver: WebhookReceiver) -> None:
+    webhook_receiver.fail(status=429, retry_after=3600)
+    sink = TeamsSink(Secret(webhook_receiver.url()), timeout=5, max_retry_after=60)
+    with pytest.raises(DeliveryError, match="HTTP 429"):
+        sink.send(new_port_alert())
+    assert webhook_receiver.state.refused == 1  # one request: the next run tries again
+
+
+def test_a_client_error_is_not_retried(webhook_receiver: WebhookReceiver) -> None:
+    webhook_receiver.fail(status=400)
+    with pytest.raises(DeliveryError, match="HTTP 400"):
+        TeamsSink(Secret(webhook_receiver.url()), timeout=5, retry_backoff_factor=0.01).send(new_port_alert())
+    assert webhook_receiver.state.refused == 1

@@ -25,6 +25,9 @@ class ReceiverState:
     #: HTTP status to answer instead of 202 (None: accept); ``fail_times`` limits it (None: always).
     fail_status: int | None = None
     fail_times: int | None = None
+    #: Retry-After (seconds) sent with the failures; ``refused`` counts the posts answered with one.
+    retry_after: float | None = None
+    refused: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -45,9 +48,14 @@ class WebhookReceiver:
                         state.fail_times -= 1
                     if not failing:
                         state.posts.append(Post(self.path, dict(self.headers.items()), body))
+                    else:
+                        state.refused += 1
+                    retry_after = state.retry_after if failing else None
                 status = state.fail_status if failing and state.fail_status is not None else 202
                 payload = b'{"error": "test receiver told to fail"}' if failing else b""
                 self.send_response(status)
+                if retry_after is not None:
+                    self.send_header("Retry-After", f"{retry_after:g}")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -72,10 +80,11 @@ class WebhookReceiver:
         with self.state.lock:
             return list(self.state.posts)
 
-    def fail(self, status: int = 503, times: int | None = None) -> None:
+    def fail(self, status: int = 503, times: int | None = None, retry_after: float | None = None) -> None:
         with self.state.lock:
             self.state.fail_status = status
             self.state.fail_times = times
+            self.state.retry_after = retry_after
 
     def recover(self) -> None:
         with self.state.lock:
