@@ -13,6 +13,7 @@ from typing import Any
 from remediation.findings import Finding
 from remediation.plan import RemediationPlan
 from remediation.ports import SubnetWriteResult, WriteResult
+from remediation.required_flows import Unjudged
 
 
 @dataclass(slots=True)
@@ -79,6 +80,9 @@ class ReconcileReport:
     errors: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
     accepted_detached: list[str] = field(default_factory=list)
+    #: Required flows (or parts) that could not be judged, and why: no finding means nothing
+    #: wrong in what could be judged.
+    not_judged: list[Unjudged] = field(default_factory=list)
 
     @property
     def plans(self) -> list[RemediationPlan]:
@@ -134,6 +138,7 @@ class ReconcileReport:
             "errors": self.all_errors(),
             "alerts": list(self.alerts),
             "acceptedDetached": list(self.accepted_detached),
+            "notJudged": [u.to_json() for u in self.not_judged],
             "nsgs": [o.to_json() for o in self.nsgs],
         }
 

@@ -207,6 +207,7 @@ class Reconciler:
             repair_endpoints=settings.service_endpoint_repair and self.subnet_writer is not None,
         )
         report.findings = [f for f in assessment.findings if _finding_in(f, target_keys, parsed, affected)]
+        report.not_judged = list(assessment.not_judged)
         if not dry_run:
             self._check_guarding(report, inventory, parsed, affected)
         if self.paths is not None and affected is None and parsed.kind == "subscription":

@@ -545,3 +545,14 @@ def test_a_pruning_failure_is_reported_and_the_sweep_completes() -> None:
     assert report.errors == ["prune: OSError: events table unreachable"]
     assert state.status is not None
     assert state.status["lastSweep"]["errors"] == ["prune: OSError: events table unreachable"]
+
+
+def test_the_report_names_what_could_not_be_judged() -> None:
+    # Only the CycleCloud NSG is managed (no NSG tagged cluster): the node flows cannot be
+    # judged, and the report (check's, the sweep's and the HTTP reconcile's) says so.
+    docs = [load(f"compliant/arm/{n}") for n in ("nsg-cyclecloud.json", "vnet.json")]
+    report = run(MemoryArm(docs))
+    assert report.findings == []
+    body = report.to_json()
+    assert [u["requirement"] for u in body["notJudged"]] == ["amqp_5672", "https_9443"]
+    assert all("no node subnet is known" in u["reason"] for u in body["notJudged"])
