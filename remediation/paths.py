@@ -263,12 +263,15 @@ class _Judge:
         for prefix in targets:
             for hop in routes.lookup(Destination(network=prefix)):
                 network = hop.destination.network
-                label = f"{flow.name} ({flow.protocol.value.upper()} {','.join(map(str, ports))}) to {network}"
+                what = f"{flow.name} ({flow.protocol.value.upper()} {','.join(map(str, ports))})"
+                label = f"{what} to {network}"
                 if hop.next_hop in (NextHopType.VNET_LOCAL, NextHopType.VNET_PEERING):
                     self._verdict(
                         flow.name, source, hop, "direct", f"{label} stays in the virtual network: the NSGs decide"
                     )
                 elif hop.next_hop is NextHopType.VIRTUAL_APPLIANCE and network is not None:
+                    # Every node subnet crosses the same firewall: the finding says which one it is about.
+                    label = f"{what} from subnet {source.name} to {network}"
                     flows = [
                         FirewallFlow(
                             source=src, port=port, protocol=flow.protocol, destination=network, app_protocol=None

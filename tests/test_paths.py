@@ -110,6 +110,9 @@ def test_node_ports_crossing_the_firewall_are_judged_by_its_network_rules(capsys
         ("https_9443", "hpc", None),
     ]
     assert {f["severity"] for f in body["findings"]} == {"critical"}
+    # Each says where the flow starts: four findings, four different messages (an alert names its source).
+    assert len({f["message"] for f in body["findings"]}) == 4
+    assert all(f"from subnet {f['subnet'].rsplit('/', 1)[-1]} " in f["message"] for f in body["findings"])
 
 
 def test_a_route_that_drops_the_traffic(capsys: pytest.CaptureFixture[str]) -> None:

@@ -294,8 +294,16 @@ def _print_not_judged(assessment: Assessment, out: TextIO, paint: Callable[[str,
 
 
 def _print_plans(assessment: Assessment, out: TextIO, paint: Callable[[str, str], str]) -> None:
+    planned = {plan.nsg_id.lower() for plan in assessment.plans}
     for plan in assessment.plans:
-        if plan.is_empty and not plan.unremediable:
+        # A finding decided in another planned NSG (a flow blocked at its other end) is said under
+        # that NSG's plan; several findings with one reason (one deny, several sources) say it once.
+        cannot = dict.fromkeys(
+            f"{finding.kind.value} {finding.requirement}: {finding.reason or finding.message}"
+            for finding in plan.unremediable
+            if finding.nsg.lower() == plan.nsg_id.lower() or finding.nsg.lower() not in planned
+        )
+        if plan.is_empty and not cannot:
             continue
         out.write("\n" + paint(f"Plan for {_shown(plan.nsg_name)}:", _BOLD) + "\n")
         replaced = {r.name.lower() for r in plan.replaced}
@@ -304,9 +312,8 @@ def _print_plans(assessment: Assessment, out: TextIO, paint: Callable[[str, str]
             out.write(f"  {verb} {_shown(_describe(rule))}\n")
         if plan.is_empty:
             out.write("  (no rule to add)\n")
-        for finding in plan.unremediable:
-            text = f"cannot fix {finding.kind.value} {finding.requirement}: {finding.reason or finding.message}"
-            out.write(f"  {_shown(text)}\n")
+        for line in cannot:
+            out.write(f"  {_shown('cannot fix ' + line)}\n")
 
 
 def _print_paths(report: PathReport, out: TextIO) -> None:

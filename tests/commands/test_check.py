@@ -353,6 +353,20 @@ def test_table_plan_lists_rules_to_add(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "  add AllowAzureStorage: priority 100 Outbound Allow TCP * -> Storage port 443" in text
 
 
+def test_table_plan_says_each_cannot_fix_once_under_the_nsg_holding_the_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    # cyclecloud_arm with a deny on 9443 in the CycleCloud NIC's NSG: the blocked flow is found reviewing
+    # both ends, but the rule is cycle-nsg's; nsg-compute's plan cannot (and need not) fix it.
+    real = FIXTURES / "real" / "cyclecloud-arm" / "broken-deny-9443.json"
+    _, text = _table(monkeypatch, [str(real)], tty=False)
+    plans = {block.split(":", 1)[0]: block for block in text.split("\nPlan for ")[1:]}
+    assert "cannot fix port_blocked https_9443" in plans["cycle-nsg"]
+    assert "port_blocked" not in plans["nsg-compute"]
+    # az-hop's shared NSG: one deny blocks 9443 from three sources; its reason is one line, not three.
+    azhop = FIXTURES / "real" / "azhop" / "broken-deny-9443.json"
+    _, text = _table(monkeypatch, [str(azhop)], tty=False)
+    assert text.count("cannot fix port_blocked https_9443: rule 'DenyInbound9443'") == 1
+
+
 def test_colour_only_on_a_tty_without_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
     files = network_with(BROKEN / "nsg-cyclecloud-missing-storage.json")
     monkeypatch.delenv("NO_COLOR", raising=False)
