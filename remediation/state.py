@@ -17,7 +17,11 @@ Tables (``<prefix>`` is ``STATE_TABLE_PREFIX``):
   subnet id), so a detachment is found after the NSG's back-reference is gone;
   partition ``managed``: NSG id -> its roles when last seen managed, so losing
   the lockdown tag or a role is noticed (and alerted) instead of silently
-  ending the guarding.
+  ending the guarding;
+- ``<prefix>topology``: the topology cache the sweep rebuilds and events read
+  (:class:`TableTopologyCache`);
+- ``<prefix>pending``: screened events queued for the drainer, and its lease
+  (:class:`TablePendingEvents`).
 
 A string property holds at most 64 KiB, so rule lists and status are stored
 as zlib-compressed JSON split over binary properties (``<name>_0`` ...).

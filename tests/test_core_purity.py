@@ -16,6 +16,8 @@ CORE = [
     "tags",
     "evaluate",
     "network",
+    "required_flows",
+    "guarding",
     "baseline",
     "review",
     "findings",
