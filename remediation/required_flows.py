@@ -105,11 +105,6 @@ class Leg:
     source: Endpoint
     destination: Endpoint
 
-    @property
-    def node_subnet(self) -> Subnet | None:
-        """The subnet the flow starts from (reported with the finding)."""
-        return self.source.subnet
-
 
 @dataclass(frozen=True, slots=True)
 class Unjudged:
