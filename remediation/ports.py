@@ -368,8 +368,11 @@ class StateStore(Protocol):
 
     def load_status(self) -> dict[str, Any] | None: ...
 
-    def alert_states(self) -> dict[str, AlertState]:
-        """Every stored alert state by fingerprint."""
+    def alert_states(self, scopes: Collection[str] | None = None) -> dict[str, AlertState]:
+        """The stored alert states by fingerprint: every one, or those of resources in or under ``scopes``.
+
+        Resource ids compare case-insensitively; a scoped read costs what the scopes hold, not the store.
+        """
         ...
 
     def save_alert_states(self, states: Sequence[AlertState]) -> None:

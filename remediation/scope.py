@@ -8,6 +8,7 @@ ARM ids are case-insensitive, so every comparison here is too.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from remediation.errors import InputError, ScopeError
@@ -91,3 +92,20 @@ def parse_scope(text: str | None, *, subscription_id: str) -> Scope:
         resource_group=parts[3] if len(parts) >= 4 else None,
         nsg_name=parts[7] if len(parts) == 8 else None,
     )
+
+
+def within(scopes: Collection[str] | None) -> Callable[[str], bool]:
+    """Whether a resource id is one of ``scopes`` or lies under one (None: everything does).
+
+    The scopes are prepared once: an event's alerts test thousands of ids against a few.
+    """
+    if scopes is None:
+        return lambda resource_id: True
+    exact = {scope.lower().rstrip("/") for scope in scopes if scope.strip("/")}
+    under = tuple(prefix + "/" for prefix in exact)
+
+    def test(resource_id: str) -> bool:
+        rid = resource_id.lower().rstrip("/")
+        return rid in exact or rid.startswith(under)
+
+    return test

@@ -7,7 +7,10 @@ the demo and unit tests.
 
 Tables (``<prefix>`` is ``STATE_TABLE_PREFIX``):
 
-- ``<prefix>alerts``: one entity per finding fingerprint (partition ``alert``);
+- ``<prefix>alerts``: one entity per finding fingerprint, partition ``state``, row key the
+  percent-encoded lower-cased resource id, ``!``, the fingerprint: an event reads the states of
+  the resources it judged with row-key ranges, not the whole table (rows of the first layout,
+  partition ``alert`` keyed by fingerprint alone, are moved to it by the first read that finds them);
 - ``<prefix>alerthistory``: every alert decided, partition = fingerprint;
 - ``<prefix>events``: processed Event Grid event ids (insert-if-absent);
 - ``<prefix>audit``: every remediation, newest first (inverted-time row keys);
@@ -29,6 +32,7 @@ as zlib-compressed JSON split over binary properties (``<name>_0`` ...).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
@@ -40,10 +44,12 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from remediation.errors import InputError, SettingsError, TransientError
 from remediation.findings import Severity
 from remediation.ports import AlertHistoryEntry, AlertState, AlertStatus, AuditRecord, CachedResource, PendingEvent
+from remediation.scope import within
 from remediation.settings import Settings
 
 if TYPE_CHECKING:
@@ -58,7 +64,8 @@ _BATCH = 100  # entity group transactions hold at most 100 operations
 _MAX_TICKS = 10**19
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _AUDIT_PARTITION = "audit"
-_ALERT_PARTITION = "alert"
+_STATE_PARTITION = "state"
+_LEGACY_ALERT_PARTITION = "alert"
 _ATTACHMENT_PARTITION = "attachment"
 _MANAGED_PARTITION = "managed"
 
@@ -267,14 +274,51 @@ class TableStateStore:
 
     # -- alerts ---------------------------------------------------------------
 
-    def alert_states(self) -> dict[str, AlertState]:
+    def alert_states(self, scopes: Collection[str] | None = None) -> dict[str, AlertState]:
         table = self._table("alerts")
         states: dict[str, AlertState] = {}
+        if scopes is None:
+            queries: list[tuple[str, dict[str, Any]]] = [("PartitionKey eq @pk", {"pk": _STATE_PARTITION})]
+        else:
+            queries = list(_scope_queries(scopes))
         with self._errors(table.table_name, "read alert states"), _absent_is_empty():
-            for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": _ALERT_PARTITION}):
-                state = _state_from_entity(dict(entity))
-                states[state.fingerprint] = state
+            for query, params in queries:
+                for entity in table.query_entities(query, parameters=params):
+                    state = _state_from_entity(dict(entity))
+                    states[state.fingerprint] = state
+        legacy = self._legacy_alert_states(table)
+        if scopes is not None:
+            inside = within(scopes)
+            # A range also returns ids that merely start like a scope ("nsg-1" for "nsg-10"): only the scope's own.
+            states = {fp: s for fp, s in states.items() if inside(s.resource_id)}
+            legacy = {fp: s for fp, s in legacy.items() if inside(s.resource_id)}
+        for fp, state in legacy.items():
+            states.setdefault(fp, state)
         return states
+
+    def _legacy_alert_states(self, table: TableClient) -> dict[str, AlertState]:
+        """States in the first layout (partition ``alert``, keyed by fingerprint), moved to the keyed one.
+
+        After the move the query finds nothing: one cheap empty answer per read.
+        """
+        legacy: dict[str, AlertState] = {}
+        with self._errors(table.table_name, "read alert states"), _absent_is_empty():
+            for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": _LEGACY_ALERT_PARTITION}):
+                state = _state_from_entity(dict(entity))
+                legacy[state.fingerprint] = state
+        if legacy:
+            with self._errors(table.table_name, "read alert states"):
+                current = {
+                    str(e["fingerprint"])
+                    for e in table.query_entities(
+                        "PartitionKey eq @pk", parameters={"pk": _STATE_PARTITION}, select=["fingerprint"]
+                    )
+                }
+            # A state already written in the keyed layout is newer than its first-layout row.
+            self.save_alert_states([s for fp, s in legacy.items() if fp not in current])
+            self._delete(table, [(_LEGACY_ALERT_PARTITION, fp) for fp in sorted(legacy)])
+            legacy = {fp: s for fp, s in legacy.items() if fp not in current}
+        return legacy
 
     def save_alert_states(self, states: Sequence[AlertState]) -> None:
         from azure.data.tables import UpdateMode  # noqa: PLC0415
@@ -426,7 +470,7 @@ class TableStateStore:
                 (str(e["PartitionKey"]), str(e["RowKey"]))
                 for e in alerts.query_entities(
                     "PartitionKey eq @pk and status eq @status and last_seen lt @cutoff",
-                    parameters={"pk": _ALERT_PARTITION, "status": AlertStatus.RESOLVED.value, "cutoff": cutoff},
+                    parameters={"pk": _STATE_PARTITION, "status": AlertStatus.RESOLVED.value, "cutoff": cutoff},
                     select=["PartitionKey", "RowKey"],
                 )
             ]
@@ -514,10 +558,46 @@ def _audit_from_entity(entity: Any) -> AuditRecord:
     )
 
 
+def _resource_key(resource_id: str) -> str:
+    """A resource id as a row-key prefix: lower-cased, percent-encoded (no ``/``, ``#``, ``?``, ``\\``, ``!``).
+
+    Encoding keeps prefixes: the rows of the resources under an id start with its key and ``%2F``.
+    """
+    return quote(resource_id.lower().rstrip("/"), safe="")
+
+
+def _state_row_key(state: AlertState) -> str:
+    return f"{_resource_key(state.resource_id)}{_KEY_END}{state.fingerprint}"
+
+
+#: Ends a resource key in a row key; ``quote`` encodes it, so it never occurs inside one.
+_KEY_END = "!"
+
+
+def _scope_queries(scopes: Collection[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Filters for the alert states of ``scopes`` and what lies under them: one row-key range per scope.
+
+    A scope's rows start with its key then ``!`` (its own) or ``%2F`` (under it); the range from
+    ``key!`` up to ``key%2G`` holds both (and ids that merely start alike, dropped by the caller).
+    The service allows 15 comparisons in a filter: the partition and two for each of 7 scopes.
+    """
+    keys = sorted({_resource_key(s) for s in scopes if s.strip("/")})
+    for start in range(0, len(keys), 7):
+        chunk = keys[start : start + 7]
+        ranges = " or ".join(f"( RowKey ge @lo{i} and RowKey lt @hi{i} )" for i in range(len(chunk)))
+        params: dict[str, Any] = {"pk": _STATE_PARTITION}
+        for i, key in enumerate(chunk):
+            params[f"lo{i}"] = key + _KEY_END
+            params[f"hi{i}"] = key + "%2G"
+        # (a space ends a parameter name for the SDK)
+        yield f"PartitionKey eq @pk and ( {ranges} )", params
+
+
 def _state_to_entity(state: AlertState) -> dict[str, Any]:
     entity: dict[str, Any] = {
-        "PartitionKey": _ALERT_PARTITION,
-        "RowKey": state.fingerprint,
+        "PartitionKey": _STATE_PARTITION,
+        "RowKey": _state_row_key(state),
+        "fingerprint": state.fingerprint,
         "resource_id": state.resource_id,
         "severity": state.severity.value,
         "first_seen": _utc(state.first_seen),
@@ -534,7 +614,7 @@ def _state_to_entity(state: AlertState) -> dict[str, Any]:
 def _state_from_entity(entity: dict[str, Any]) -> AlertState:
     last_sent = entity.get("last_sent")
     return AlertState(
-        fingerprint=str(entity["RowKey"]),
+        fingerprint=str(entity.get("fingerprint") or entity["RowKey"]),
         resource_id=str(entity["resource_id"]),
         severity=Severity(entity["severity"]),
         first_seen=_utc(entity["first_seen"]),
@@ -556,6 +636,8 @@ class InMemoryStateStore:
         self._audit: list[AuditRecord] = []
         self._status: dict[str, Any] | None = None
         self._alerts: dict[str, AlertState] = {}
+        self._by_resource: dict[str, set[str]] = {}  # lower-cased resource id -> fingerprints
+        self._resources: list[str] | None = None  # _by_resource's keys sorted, for prefix lookups
         self._history: dict[str, list[AlertHistoryEntry]] = {}
         self._attachments: dict[str, tuple[str, str, datetime]] = {}
         self._managed: dict[str, tuple[str, str]] = {}
@@ -601,14 +683,38 @@ class InMemoryStateStore:
         with self._lock:
             return None if self._status is None else json.loads(json.dumps(self._status))
 
-    def alert_states(self) -> dict[str, AlertState]:
+    def alert_states(self, scopes: Collection[str] | None = None) -> dict[str, AlertState]:
         with self._lock:
-            return dict(self._alerts)
+            if scopes is None:
+                return dict(self._alerts)
+            # Through the index (resource -> fingerprints), so an event does not scan the subscription's states.
+            inside = within(scopes)
+            if self._resources is None:
+                self._resources = sorted(self._by_resource)
+            found: dict[str, AlertState] = {}
+            for scope in {s.lower().rstrip("/") for s in scopes if s.strip("/")}:
+                at = bisect.bisect_left(self._resources, scope)
+                while at < len(self._resources) and self._resources[at].startswith(scope):
+                    resource = self._resources[at]
+                    if inside(resource):
+                        found.update((fp, self._alerts[fp]) for fp in self._by_resource[resource])
+                    at += 1
+            return found
 
     def save_alert_states(self, states: Sequence[AlertState]) -> None:
         with self._lock:
             for state in states:
+                self._drop_alert(state.fingerprint)
                 self._alerts[state.fingerprint] = state
+                resource = state.resource_id.lower().rstrip("/")
+                if resource not in self._by_resource:
+                    self._resources = None
+                self._by_resource.setdefault(resource, set()).add(state.fingerprint)
+
+    def _drop_alert(self, fingerprint: str) -> None:
+        old = self._alerts.pop(fingerprint, None)
+        if old is not None:
+            self._by_resource.get(old.resource_id.lower().rstrip("/"), set()).discard(fingerprint)
 
     def record_alert(self, entry: AlertHistoryEntry) -> None:
         with self._lock:
@@ -667,7 +773,7 @@ class InMemoryStateStore:
             for event_id in events:
                 del self._events[event_id]
             for fp in states:
-                del self._alerts[fp]
+                self._drop_alert(fp)
         return len(events) + len(states)
 
 

@@ -1,6 +1,8 @@
 """One call for the service after each assessment: decide, send, remember.
 
-Loads the alert states, lets :mod:`~remediation.alerts.policy` decide,
+Loads the alert states (those of the judged resources when the assessment
+named resources, as an event's does; every one for a subscription or
+resource group, as the sweep's), lets :mod:`~remediation.alerts.policy` decide,
 dispatches (which never raises), then stores the settled states and one
 history entry per alert. Store errors do raise (``TransientError``): sending
 without the stored states would repeat every alert on every sweep; the
@@ -60,7 +62,7 @@ def notify(
     get the actor (where ``actors`` has none) and evidence lines from the
     last ``evidence_lookback``.
     """
-    states = store.alert_states()
+    states = store.alert_states(_states_to_read(findings, scopes, restorations))
     if evidence_source is not None:
         fresh = [f for f in findings if _owed(states.get(f.fingerprint))]
         if fresh:
@@ -84,6 +86,24 @@ def notify(
     for entry in report.history(decision.alerts, now):
         store.record_alert(entry)
     return Notified(decision.alerts, report)
+
+
+def _states_to_read(
+    findings: Sequence[Finding], scopes: Sequence[str] | None, restorations: Sequence[Restoration]
+) -> list[str] | None:
+    """The resources whose stored states this assessment can change; None for every state.
+
+    An assessment of named resources (an event's NSGs and subnets) reads only theirs, plus those
+    its findings are about: a state outside them can only be resolved in scope, and an owed
+    one-shot alert outside them is sent by the sweep, which reads every state. A scope of a
+    whole subscription or resource group (no ``/providers/`` in it) reads everything.
+    """
+    if scopes is None or not all("/providers/" in scope.lower() for scope in scopes):
+        return None
+    about = (
+        {f.nsg for f in findings} | {r.nsg_id for r in restorations} | {f.nsg for r in restorations for f in r.fixed}
+    )
+    return sorted({*scopes, *about})
 
 
 def _owed(state: AlertState | None) -> bool:

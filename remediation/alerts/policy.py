@@ -16,7 +16,7 @@ rules, so that an alert arrives once and does not turn into noise:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from remediation.findings import ONE_SHOT_KINDS, Finding, FindingKind, Severity
 from remediation.model import resource_id_part
 from remediation.ports import Alert, AlertState, AlertStatus
+from remediation.scope import within
 from remediation.settings import Settings
 
 OPEN = "open"
@@ -186,9 +187,9 @@ def decide(
             alerts.append(_finding_alert(AlertStatus.REMINDER, finding, seen, now, actors_by_key, evidence_by_key))
         change(seen)
 
-    # Every stored state is looked at on every run: the open ones not seen now, sorted (few), with the
-    # scopes prepared once (an event's run goes through thousands of states of other NSGs).
-    in_scope = _scope_test(scopes)
+    # Every state read is looked at: the open ones not seen now, sorted (few), with the scopes
+    # prepared once. An event reads only its resources' states (notify), the sweep every state.
+    in_scope = within(scopes)
     for fp, old in sorted((fp, old) for fp, old in states.items() if old.status == OPEN and fp not in current):
         if _is_one_shot(old):
             # Only open when its alert was never delivered: owed, whatever the scope.
@@ -348,17 +349,3 @@ def _describe(finding: Finding | None, resource_id: str) -> str:
     if finding.kind is FindingKind.RULE_LOST:
         return f"rule {finding.rule or finding.requirement} lost in the remediator's write to {name}"
     return f"{_KIND_TEXT.get(finding.kind, finding.kind.value)} {finding.requirement} on {name}"
-
-
-def _scope_test(scopes: Sequence[str] | None) -> Callable[[str], bool]:
-    """Whether a resource id lies in one of ``scopes`` (None: everything does)."""
-    if scopes is None:
-        return lambda resource_id: True
-    exact = {scope.lower().rstrip("/") for scope in scopes}
-    under = tuple(prefix + "/" for prefix in exact)
-
-    def test(resource_id: str) -> bool:
-        rid = resource_id.lower().rstrip("/")
-        return rid in exact or rid.startswith(under)
-
-    return test
