@@ -357,6 +357,8 @@ class Reconciler:
             report.errors.append(f"managed NSGs: not loaded, lost tags not judged: {type(exc).__name__}: {exc}")
             return
         seen = {n.key for n in inventory.nsgs}
+        if affected is not None:  # an event judges only the NSGs it re-read: not the subscription's thousands
+            remembered = {nsg_id: roles for nsg_id, roles in remembered.items() if nsg_id.lower() in seen}
         changes = guarding_changes(
             remembered,
             inventory,
