@@ -62,7 +62,8 @@ class Run:
     def __init__(self, store: StateStore, receiver: WebhookReceiver) -> None:
         self.store = store
         self.receiver = receiver
-        self.channels = [Channel(TeamsSink(Secret(receiver.url()), timeout=5), Severity.INFO)]
+        # No retries: a failing receiver is the point here, not the backoff.
+        self.channels = [Channel(TeamsSink(Secret(receiver.url()), timeout=5, retry_total=0), Severity.INFO)]
 
     def sweep(self, findings: Sequence[Finding], hours: float) -> Notified:
         return self._notify(findings, hours, [f"/subscriptions/{SUB}"])
