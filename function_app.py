@@ -18,11 +18,11 @@ import azure.functions as func
 from remediation.coalesce import EventCoalescer
 from remediation.errors import InputError, RemediationError, ScopeError, TransientError
 from remediation.events import parse_event
-from remediation.settings import HttpAuth
 from remediation.wiring import LazyRuntime, Runtime
 
 if TYPE_CHECKING:
     from remediation.reports import ReconcileReport
+    from remediation.settings import HttpAuth
 
 log = logging.getLogger("lockdown_guard")
 
@@ -210,7 +210,7 @@ def _http_actor(req: func.HttpRequest, auth: HttpAuth) -> str:
     """Who asked, as far as anyone vouches for it. Only App Service authentication sets
     X-MS-CLIENT-PRINCIPAL-* so that a client cannot (it drops them from incoming requests);
     with the function key alone they are whatever the caller wrote, so the key is the caller."""
-    if auth is not HttpAuth.ENTRA:
+    if auth != "entra":  # HttpAuth.ENTRA; HttpAuth itself loads with the runtime (pydantic), not at indexing
         return "http:function-key"
     principal = req.headers.get("x-ms-client-principal-name") or req.headers.get("x-ms-client-principal-id")
     return f"http:entra:{_bounded(principal, 200)}" if principal else "http:entra:unknown"

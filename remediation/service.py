@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from remediation.assess import Assessment, EndpointRepair, assess, observed_attachments, released_attachments
 from remediation.auth_watch import AuthWatch
@@ -59,8 +60,10 @@ from remediation.reports import EventOutcome, NsgOutcome, ReconcileReport
 from remediation.required_flows import required_flows
 from remediation.resource_id import SUBNET, ResourceId
 from remediation.scope import Scope, parse_scope
-from remediation.settings import Settings
 from remediation.tags import TagModel
+
+if TYPE_CHECKING:
+    from remediation.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,11 @@
 """App settings: read from the environment and validated once, here.
 
-Every setting the code reads is named in :data:`SETTING_NAMES`; the infra
-tests check that Bicep sets each of them. Secrets (webhook URL, SMTP
-password) are held in :class:`Secret` so they never print.
+:class:`Settings` is a pydantic-settings model: each field names its app setting
+(``validation_alias``), its default, what it is for (``description``) and the check it must
+pass. :data:`SETTING_NAMES` lists every app setting the code reads; the infra tests check that
+Bicep sets each of them. Secrets (webhook URL, SMTP password, connection string) are
+:class:`~pydantic.SecretStr`, so they never print. A bad value raises :class:`SettingsError`
+naming the setting and what was wrong.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Annotated, Any
 from urllib.parse import urlsplit
+
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from remediation.errors import SettingsError
 from remediation.findings import Severity
@@ -44,103 +50,243 @@ class HttpAuth(StrEnum):
     KEY = "key"
 
 
-class Secret:
-    """A string that does not show itself in repr, str or logs."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('***')" if self._value else "Secret('')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+# The checks below raise SettingsError, not ValueError: pydantic lets it through unchanged, so
+# the error keeps today's wording and names the app setting (pydantic's would name the field).
 
 
-#: Every app setting the code reads, with what it is for.
-SETTING_NAMES: dict[str, str] = {
-    "AZURE_SUBSCRIPTION_ID": "the subscription this deployment guards",
-    "AZURE_CLIENT_ID": "client id of the user-assigned managed identity",
-    "REMEDIATOR_PRINCIPAL_ID": "object id of that identity, to recognise its own writes",
-    "ARM_ENDPOINT": "Resource Manager endpoint (sovereign clouds, the emulator)",
-    "REMEDIATION_MODE": "enforce (restore rules) or audit (alert only)",
-    "SWEEP_SCHEDULE": "NCRONTAB schedule of the sweep timer (read by the Functions host: %SWEEP_SCHEDULE%)",
-    "DRAIN_SCHEDULE": "NCRONTAB schedule of the timer that handles events a drain left pending (Functions host)",
-    "EVENT_COALESCE_SECONDS": "seconds NIC events wait to be read together (NSG and subnet events never wait)",
-    "LOCKDOWN_TAG": "the NSG tag that marks managed NSGs and their role",
-    "BASELINE_PATH": "optional operator baseline YAML replacing the shipped one",
-    "SERVICE_TAGS_PATH": "optional service-tags JSON for exact address evaluation",
-    "SERVICE_TAGS_LOCATION": "region whose Service Tags API answer gives exact addresses (empty: off)",
-    "SERVICE_TAGS_REFRESH_HOURS": "hours before the Service Tags API answer is fetched again",
-    "SERVICE_ENDPOINT_REPAIR": "true to add missing service endpoints to managed subnets (subnet write; off)",
-    "TEAMS_WEBHOOK_URL": "Teams Workflows webhook (secret)",
-    "ALERT_EMAIL_TO": "comma-separated alert recipients",
-    "ALERT_EMAIL_FROM": "sender address",
-    "ACS_ENDPOINT": "Azure Communication Services endpoint for email",
-    "SMTP_HOST": "SMTP relay host",
-    "SMTP_PORT": "SMTP relay port",
-    "SMTP_USERNAME": "SMTP login",
-    "SMTP_PASSWORD": "SMTP password (secret)",
-    "SMTP_STARTTLS": "true to require STARTTLS",
-    "ALERT_REMINDER_HOURS": "hours between reminders for a persisting finding",
-    "ALERT_MIN_SEVERITY_TEAMS": "lowest severity sent to Teams",
-    "ALERT_MIN_SEVERITY_EMAIL": "lowest severity sent by email",
-    "STATE_TABLE_ENDPOINT": "Table Storage endpoint of the Function's storage account",
-    "STATE_CONNECTION_STRING": "connection string instead (local development, Azurite)",
-    "STATE_TABLE_PREFIX": "prefix of the state tables' names",
-    "STATE_RETENTION_DAYS": "days processed event ids and resolved alert states are kept (the sweep prunes older)",
-    "LOG_ANALYTICS_WORKSPACE_ID": "workspace for evidence (actors, denied flows)",
-    "LOGS_ENDPOINT": "Logs query endpoint (sovereign clouds, local tests)",
-    "HTTP_AUTH": "entra when App Service authentication (Entra ID) fronts the HTTP functions, else key",
-}
+def _https(name: str, *, allow_loopback_http: bool = False) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        url = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if not url:
+            return value
+        parts = urlsplit(url)
+        if parts.scheme == "https" and parts.hostname:
+            return value
+        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if allow_loopback_http and parts.scheme == "http" and loopback:
+            return value
+        raise SettingsError("must be an https:// URL", where=name)
+
+    return BeforeValidator(check)
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    subscription_id: str = ""
-    client_id: str = ""
-    remediator_principal_id: str = ""
-    arm_endpoint: str = DEFAULT_ARM_ENDPOINT
-    mode: Mode = Mode.AUDIT
-    event_coalesce_seconds: float = DEFAULT_EVENT_COALESCE_SECONDS
-    lockdown_tag: str = DEFAULT_LOCKDOWN_TAG
-    baseline_path: str = ""
-    service_tags_path: str = ""
-    service_tags_location: str = ""
-    service_tags_refresh_hours: float = 24.0
-    service_endpoint_repair: bool = False
-    teams_webhook_url: Secret = field(default_factory=lambda: Secret(""))
-    email_to: tuple[str, ...] = ()
-    email_from: str = ""
-    acs_endpoint: str = ""
-    smtp_host: str = ""
-    smtp_port: int = 587
-    smtp_username: str = ""
-    smtp_password: Secret = field(default_factory=lambda: Secret(""))
-    smtp_starttls: bool = True
-    reminder_hours: float = 24.0
-    min_severity_teams: Severity = Severity.INFO
-    min_severity_email: Severity = Severity.HIGH
-    state_table_endpoint: str = ""
-    state_connection_string: Secret = field(default_factory=lambda: Secret(""))
-    state_table_prefix: str = "lockdown"
-    state_retention_days: int = DEFAULT_STATE_RETENTION_DAYS
-    log_analytics_workspace_id: str = ""
-    logs_endpoint: str = ""
-    http_auth: HttpAuth = HttpAuth.KEY
+def _integer(name: str, low: int, high: int) -> BeforeValidator:
+    def check(value: Any) -> int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"not an integer: {value!r}", where=name) from None
+        if not low <= number <= high:
+            raise SettingsError(f"must be between {low} and {high}, not {number}", where=name)
+        return number
+
+    return BeforeValidator(check)
+
+
+def _positive(name: str) -> BeforeValidator:
+    def check(value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"not a number: {value!r}", where=name) from None
+        if not number > 0:
+            raise SettingsError(f"must be positive, not {value!r}", where=name)
+        return number
+
+    return BeforeValidator(check)
+
+
+def _boolean(name: str) -> BeforeValidator:
+    def check(value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        lowered = str(value).lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"not a boolean: {value!r}", where=name)
+
+    return BeforeValidator(check)
+
+
+def _choice(name: str, kind: type[StrEnum], valid: str) -> BeforeValidator:
+    def check(value: Any) -> StrEnum:
+        try:
+            return kind(str(value).lower())
+        except ValueError:
+            raise SettingsError(f"must be {valid}, not {value!r}", where=name) from None
+
+    return BeforeValidator(check)
+
+
+def _matching(name: str, pattern: re.Pattern[str], what: str) -> BeforeValidator:
+    def check(value: Any) -> str:
+        text = str(value).lower()
+        if text and not pattern.match(text):
+            raise SettingsError(f"{what}: {value!r}", where=name)
+        return text
+
+    return BeforeValidator(check)
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _addresses(value: Any) -> Any:
+    return tuple(a.strip() for a in value.split(",") if a.strip()) if isinstance(value, str) else value
+
+
+def _no_trailing_slash(value: Any) -> Any:
+    return value.rstrip("/") if isinstance(value, str) else value
+
+
+_SEVERITIES = "one of " + ", ".join(s.value for s in Severity)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    subscription_id: Annotated[str, _matching("AZURE_SUBSCRIPTION_ID", _GUID, "not a subscription GUID")] = Field(
+        "", validation_alias="AZURE_SUBSCRIPTION_ID", description="the subscription this deployment guards"
+    )
+    client_id: str = Field(
+        "", validation_alias="AZURE_CLIENT_ID", description="client id of the user-assigned managed identity"
+    )
+    remediator_principal_id: Annotated[str, BeforeValidator(_lower)] = Field(
+        "",
+        validation_alias="REMEDIATOR_PRINCIPAL_ID",
+        description="object id of that identity, to recognise its own writes",
+    )
+    arm_endpoint: Annotated[str, BeforeValidator(_no_trailing_slash), _https("ARM_ENDPOINT")] = Field(
+        DEFAULT_ARM_ENDPOINT,
+        validation_alias="ARM_ENDPOINT",
+        description="Resource Manager endpoint (sovereign clouds, the emulator)",
+    )
+    mode: Annotated[Mode, _choice("REMEDIATION_MODE", Mode, "'enforce' or 'audit'")] = Field(
+        Mode.AUDIT, validation_alias="REMEDIATION_MODE", description="enforce (restore rules) or audit (alert only)"
+    )
+    event_coalesce_seconds: Annotated[float, _positive("EVENT_COALESCE_SECONDS")] = Field(
+        DEFAULT_EVENT_COALESCE_SECONDS,
+        validation_alias="EVENT_COALESCE_SECONDS",
+        description="seconds NIC events wait to be read together (NSG and subnet events never wait)",
+    )
+    lockdown_tag: str = Field(
+        DEFAULT_LOCKDOWN_TAG,
+        validation_alias="LOCKDOWN_TAG",
+        description="the NSG tag that marks managed NSGs and their role",
+    )
+    baseline_path: str = Field(
+        "", validation_alias="BASELINE_PATH", description="optional operator baseline YAML replacing the shipped one"
+    )
+    service_tags_path: str = Field(
+        "", validation_alias="SERVICE_TAGS_PATH", description="optional service-tags JSON for exact address evaluation"
+    )
+    service_tags_location: Annotated[
+        str,
+        _matching(
+            "SERVICE_TAGS_LOCATION",
+            _REGION,
+            "not an Azure region name (lower-case letters and digits, e.g. westeurope)",
+        ),
+    ] = Field(
+        "",
+        validation_alias="SERVICE_TAGS_LOCATION",
+        description="region whose Service Tags API answer gives exact addresses (empty: off)",
+    )
+    service_tags_refresh_hours: Annotated[float, _positive("SERVICE_TAGS_REFRESH_HOURS")] = Field(
+        24.0,
+        validation_alias="SERVICE_TAGS_REFRESH_HOURS",
+        description="hours before the Service Tags API answer is fetched again",
+    )
+    service_endpoint_repair: Annotated[bool, _boolean("SERVICE_ENDPOINT_REPAIR")] = Field(
+        False,
+        validation_alias="SERVICE_ENDPOINT_REPAIR",
+        description="true to add missing service endpoints to managed subnets (subnet write; off)",
+    )
+    teams_webhook_url: Annotated[SecretStr, _https("TEAMS_WEBHOOK_URL", allow_loopback_http=True)] = Field(
+        SecretStr(""), validation_alias="TEAMS_WEBHOOK_URL", description="Teams Workflows webhook (secret)"
+    )
+    email_to: Annotated[tuple[str, ...], BeforeValidator(_addresses)] = Field(
+        (), validation_alias="ALERT_EMAIL_TO", description="comma-separated alert recipients"
+    )
+    email_from: str = Field("", validation_alias="ALERT_EMAIL_FROM", description="sender address")
+    acs_endpoint: str = Field(
+        "", validation_alias="ACS_ENDPOINT", description="Azure Communication Services endpoint for email"
+    )
+    smtp_host: str = Field("", validation_alias="SMTP_HOST", description="SMTP relay host")
+    smtp_port: Annotated[int, _integer("SMTP_PORT", 1, 65535)] = Field(
+        587, validation_alias="SMTP_PORT", description="SMTP relay port"
+    )
+    smtp_username: str = Field("", validation_alias="SMTP_USERNAME", description="SMTP login")
+    smtp_password: SecretStr = Field(
+        SecretStr(""), validation_alias="SMTP_PASSWORD", description="SMTP password (secret)"
+    )
+    smtp_starttls: Annotated[bool, _boolean("SMTP_STARTTLS")] = Field(
+        True, validation_alias="SMTP_STARTTLS", description="true to require STARTTLS"
+    )
+    reminder_hours: Annotated[float, _positive("ALERT_REMINDER_HOURS")] = Field(
+        24.0, validation_alias="ALERT_REMINDER_HOURS", description="hours between reminders for a persisting finding"
+    )
+    min_severity_teams: Annotated[Severity, _choice("ALERT_MIN_SEVERITY_TEAMS", Severity, _SEVERITIES)] = Field(
+        Severity.INFO, validation_alias="ALERT_MIN_SEVERITY_TEAMS", description="lowest severity sent to Teams"
+    )
+    min_severity_email: Annotated[Severity, _choice("ALERT_MIN_SEVERITY_EMAIL", Severity, _SEVERITIES)] = Field(
+        Severity.HIGH, validation_alias="ALERT_MIN_SEVERITY_EMAIL", description="lowest severity sent by email"
+    )
+    state_table_endpoint: str = Field(
+        "",
+        validation_alias="STATE_TABLE_ENDPOINT",
+        description="Table Storage endpoint of the Function's storage account",
+    )
+    state_connection_string: SecretStr = Field(
+        SecretStr(""),
+        validation_alias="STATE_CONNECTION_STRING",
+        description="connection string instead (local development, Azurite; secret)",
+    )
+    state_table_prefix: str = Field(
+        "lockdown", validation_alias="STATE_TABLE_PREFIX", description="prefix of the state tables' names"
+    )
+    state_retention_days: Annotated[int, _integer("STATE_RETENTION_DAYS", 1, 3650)] = Field(
+        DEFAULT_STATE_RETENTION_DAYS,
+        validation_alias="STATE_RETENTION_DAYS",
+        description="days processed event ids and resolved alert states are kept (the sweep prunes older)",
+    )
+    log_analytics_workspace_id: str = Field(
+        "", validation_alias="LOG_ANALYTICS_WORKSPACE_ID", description="workspace for evidence (actors, denied flows)"
+    )
+    logs_endpoint: Annotated[str, _https("LOGS_ENDPOINT", allow_loopback_http=True)] = Field(
+        "", validation_alias="LOGS_ENDPOINT", description="Logs query endpoint (sovereign clouds, local tests)"
+    )
+    http_auth: Annotated[HttpAuth, _choice("HTTP_AUTH", HttpAuth, "entra or key")] = Field(
+        HttpAuth.KEY,
+        validation_alias="HTTP_AUTH",
+        description="entra when App Service authentication (Entra ID) fronts the HTTP functions, else key",
+    )
+
+    @model_validator(mode="after")
+    def _one_source_of_service_tags(self) -> Settings:
+        if self.service_tags_path and self.service_tags_location:
+            # Two sources of truth would silently disagree; the operator must pick one.
+            raise SettingsError(
+                "set either SERVICE_TAGS_PATH (a file) or SERVICE_TAGS_LOCATION (the Service Tags API), not both",
+                where="SERVICE_TAGS_PATH, SERVICE_TAGS_LOCATION",
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what is passed: Settings(...) in a test never picks up the process environment,
+        # and from_env reads the mapping it is given (os.environ by default).
+        return (init_settings,)
 
     @property
     def arm_scope(self) -> str:
@@ -153,132 +299,19 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate; raise SettingsError naming the setting at fault."""
+        """Read and validate; raise SettingsError naming the setting at fault.
+
+        Values are stripped; an empty one means the default."""
         env = os.environ if env is None else env
-
-        def get(name: str, default: str = "") -> str:
-            return env.get(name, default).strip()
-
-        sub = get("AZURE_SUBSCRIPTION_ID")
-        if sub and not _GUID.match(sub):
-            raise SettingsError(f"not a subscription GUID: {sub!r}", where="AZURE_SUBSCRIPTION_ID")
-        arm = get("ARM_ENDPOINT", DEFAULT_ARM_ENDPOINT) or DEFAULT_ARM_ENDPOINT
-        _require_https(arm, "ARM_ENDPOINT")
-        mode_text = get("REMEDIATION_MODE", "audit").lower() or "audit"
-        try:
-            mode = Mode(mode_text)
-        except ValueError:
-            raise SettingsError(f"must be 'enforce' or 'audit', not {mode_text!r}", where="REMEDIATION_MODE") from None
-        webhook = get("TEAMS_WEBHOOK_URL")
-        if webhook:
-            _require_https(webhook, "TEAMS_WEBHOOK_URL", allow_loopback_http=True)
-        tags_path, tags_location = get("SERVICE_TAGS_PATH"), get("SERVICE_TAGS_LOCATION").lower()
-        if tags_location and not _REGION.match(tags_location):
-            raise SettingsError(
-                f"not an Azure region name (lower-case letters and digits, e.g. westeurope): {tags_location!r}",
-                where="SERVICE_TAGS_LOCATION",
-            )
-        if tags_path and tags_location:
-            # Two sources of truth would silently disagree; the operator must pick one.
-            raise SettingsError(
-                "set either SERVICE_TAGS_PATH (a file) or SERVICE_TAGS_LOCATION (the Service Tags API), not both",
-                where="SERVICE_TAGS_PATH, SERVICE_TAGS_LOCATION",
-            )
-        logs = get("LOGS_ENDPOINT")
-        if logs:
-            _require_https(logs, "LOGS_ENDPOINT", allow_loopback_http=True)
-        return cls(
-            subscription_id=sub.lower(),
-            client_id=get("AZURE_CLIENT_ID"),
-            remediator_principal_id=get("REMEDIATOR_PRINCIPAL_ID").lower(),
-            arm_endpoint=arm.rstrip("/"),
-            mode=mode,
-            event_coalesce_seconds=_float(
-                get("EVENT_COALESCE_SECONDS") or str(DEFAULT_EVENT_COALESCE_SECONDS), "EVENT_COALESCE_SECONDS"
-            ),
-            lockdown_tag=get("LOCKDOWN_TAG", DEFAULT_LOCKDOWN_TAG) or DEFAULT_LOCKDOWN_TAG,
-            baseline_path=get("BASELINE_PATH"),
-            service_tags_path=tags_path,
-            service_tags_location=tags_location,
-            service_tags_refresh_hours=_float(
-                get("SERVICE_TAGS_REFRESH_HOURS", "24") or "24", "SERVICE_TAGS_REFRESH_HOURS"
-            ),
-            service_endpoint_repair=_bool(
-                get("SERVICE_ENDPOINT_REPAIR", "false") or "false", "SERVICE_ENDPOINT_REPAIR"
-            ),
-            teams_webhook_url=Secret(webhook),
-            email_to=tuple(a.strip() for a in get("ALERT_EMAIL_TO").split(",") if a.strip()),
-            email_from=get("ALERT_EMAIL_FROM"),
-            acs_endpoint=get("ACS_ENDPOINT"),
-            smtp_host=get("SMTP_HOST"),
-            smtp_port=_int(get("SMTP_PORT", "587") or "587", "SMTP_PORT", 1, 65535),
-            smtp_username=get("SMTP_USERNAME"),
-            smtp_password=Secret(get("SMTP_PASSWORD")),
-            smtp_starttls=_bool(get("SMTP_STARTTLS", "true") or "true", "SMTP_STARTTLS"),
-            reminder_hours=_float(get("ALERT_REMINDER_HOURS", "24") or "24", "ALERT_REMINDER_HOURS"),
-            min_severity_teams=_severity(get("ALERT_MIN_SEVERITY_TEAMS", "info") or "info", "ALERT_MIN_SEVERITY_TEAMS"),
-            min_severity_email=_severity(get("ALERT_MIN_SEVERITY_EMAIL", "high") or "high", "ALERT_MIN_SEVERITY_EMAIL"),
-            state_table_endpoint=get("STATE_TABLE_ENDPOINT"),
-            state_connection_string=Secret(get("STATE_CONNECTION_STRING")),
-            state_table_prefix=get("STATE_TABLE_PREFIX", "lockdown") or "lockdown",
-            state_retention_days=_int(
-                get("STATE_RETENTION_DAYS") or str(DEFAULT_STATE_RETENTION_DAYS), "STATE_RETENTION_DAYS", 1, 3650
-            ),
-            log_analytics_workspace_id=get("LOG_ANALYTICS_WORKSPACE_ID"),
-            logs_endpoint=logs,
-            http_auth=_http_auth(get("HTTP_AUTH", "key") or "key"),
-        )
+        given: dict[str, Any] = {name: value for name in _FIELD_SETTINGS if (value := env.get(name, "").strip())}
+        return cls(**given)
 
 
-def _require_https(url: str, name: str, *, allow_loopback_http: bool = False) -> None:
-    parts = urlsplit(url)
-    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if allow_loopback_http and parts.scheme == "http" and loopback:
-        return
-    raise SettingsError("must be an https:// URL", where=name)
-
-
-def _int(text: str, name: str, low: int, high: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise SettingsError(f"not an integer: {text!r}", where=name) from None
-    if not low <= value <= high:
-        raise SettingsError(f"must be between {low} and {high}, not {value}", where=name)
-    return value
-
-
-def _float(text: str, name: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise SettingsError(f"not a number: {text!r}", where=name) from None
-    if not value > 0:
-        raise SettingsError(f"must be positive, not {text!r}", where=name)
-    return value
-
-
-def _bool(text: str, name: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"not a boolean: {text!r}", where=name)
-
-
-def _http_auth(text: str) -> HttpAuth:
-    try:
-        return HttpAuth(text.lower())
-    except ValueError:
-        raise SettingsError(f"must be entra or key, not {text!r}", where="HTTP_AUTH") from None
-
-
-def _severity(text: str, name: str) -> Severity:
-    try:
-        return Severity(text.lower())
-    except ValueError:
-        valid = ", ".join(s.value for s in Severity)
-        raise SettingsError(f"must be one of {valid}, not {text!r}", where=name) from None
+#: The app settings the Functions host reads itself (``%SWEEP_SCHEDULE%`` in a trigger), not the code.
+_HOST_SETTINGS: dict[str, str] = {
+    "SWEEP_SCHEDULE": "NCRONTAB schedule of the sweep timer (read by the Functions host: %SWEEP_SCHEDULE%)",
+    "DRAIN_SCHEDULE": "NCRONTAB schedule of the timer that handles events a drain left pending (Functions host)",
+}
+_FIELD_SETTINGS: dict[str, str] = {str(f.validation_alias): f.description or "" for f in Settings.model_fields.values()}
+#: Every app setting the code reads, with what it is for.
+SETTING_NAMES: dict[str, str] = _FIELD_SETTINGS | _HOST_SETTINGS

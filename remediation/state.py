@@ -50,11 +50,12 @@ from remediation.errors import InputError, SettingsError, TransientError
 from remediation.findings import Severity
 from remediation.ports import AlertHistoryEntry, AlertState, AlertStatus, AuditRecord, CachedResource, PendingEvent
 from remediation.scope import within
-from remediation.settings import Settings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.data.tables import TableClient, TableServiceClient
+
+    from remediation.settings import Settings
 
 #: Bytes per binary property: under the service's 64 KiB limit.
 CHUNK_BYTES = 60_000
@@ -165,7 +166,7 @@ class TableStateStore:
 
         if settings.state_connection_string:
             service = TableServiceClient.from_connection_string(
-                settings.state_connection_string.reveal(), **client_options
+                settings.state_connection_string.get_secret_value(), **client_options
             )
         elif settings.state_table_endpoint:
             if credential is None:
@@ -789,7 +790,7 @@ def _table_service(settings: Settings, credential: TokenCredential | None, what:
     from azure.data.tables import TableServiceClient  # noqa: PLC0415
 
     if settings.state_connection_string:
-        return TableServiceClient.from_connection_string(settings.state_connection_string.reveal())
+        return TableServiceClient.from_connection_string(settings.state_connection_string.get_secret_value())
     if settings.state_table_endpoint and credential is not None:
         return TableServiceClient(settings.state_table_endpoint, credential=credential)
     raise SettingsError(f"{what} needs STATE_TABLE_ENDPOINT and a credential", where="state")

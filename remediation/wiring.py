@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import TokenCredential
 
@@ -29,7 +29,6 @@ from remediation.errors import InputError, SettingsError
 from remediation.findings import Finding
 from remediation.ports import Alert, EvidenceSource, PendingEvents, Restored, StateStore, TopologyCache
 from remediation.service import Reconciler
-from remediation.settings import Settings
 from remediation.state import (
     InMemoryStateStore,
     InMemoryTopologyCache,
@@ -39,6 +38,9 @@ from remediation.state import (
 )
 from remediation.tag_source import ServiceTagsCache
 from remediation.tags import TagModel, exact_from_documents
+
+if TYPE_CHECKING:
+    from remediation.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +196,7 @@ def build_runtime(
     # pydantic and PyYAML (the baseline file's validation) are a third of a cold start's imports;
     # only building the runtime needs them, not indexing the functions or answering the host.
     from remediation.baseline_file import load_baseline  # noqa: PLC0415
+    from remediation.settings import Settings  # noqa: PLC0415 - pydantic, like the baseline
 
     settings = settings or Settings.from_env()
     credential = credential or default_credential(settings)

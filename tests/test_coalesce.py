@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
+from pydantic import SecretStr
 
 from remediation.coalesce import CoalesceOptions, EventCoalescer
 from remediation.errors import TransientError
@@ -22,7 +23,7 @@ from remediation.events import ResourceEvent, parse_event
 from remediation.ports import PendingEvent, PendingEvents
 from remediation.reports import EventOutcome, ReconcileReport
 from remediation.service import Reconciler
-from remediation.settings import Secret, Settings
+from remediation.settings import Settings
 from remediation.state import InMemoryPendingEvents, InMemoryStateStore, TablePendingEvents
 
 SUB = "00000000-0000-0000-0000-0000000000c0"
@@ -36,7 +37,7 @@ def pending(request: pytest.FixtureRequest) -> Iterator[PendingEvents]:
         yield InMemoryPendingEvents()
     else:
         settings = Settings(
-            state_connection_string=Secret(request.getfixturevalue("azurite")),
+            state_connection_string=SecretStr(request.getfixturevalue("azurite")),
             state_table_prefix="p" + uuid.uuid4().hex[:12],
         )
         yield TablePendingEvents.from_settings(settings)

@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from remediation.errors import SettingsError, TransientError
 from remediation.findings import Severity
 from remediation.ports import AlertHistoryEntry, AlertState, AuditRecord, StateStore
-from remediation.settings import Secret, Settings
+from remediation.settings import Settings
 from remediation.state import CHUNK_BYTES, InMemoryStateStore, TableStateStore, pack, unpack
 from tests.support.net import free_port
 
@@ -24,7 +25,7 @@ OTHER = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/netwo
 
 def table_store(connection_string: str, prefix: str | None = None) -> TableStateStore:
     settings = Settings(
-        state_connection_string=Secret(connection_string),
+        state_connection_string=SecretStr(connection_string),
         state_table_prefix=prefix or "t" + uuid.uuid4().hex[:12],  # a fresh set of tables per test
     )
     return TableStateStore.from_settings(settings, clock=lambda: T0)
@@ -219,7 +220,7 @@ def clocked(request: pytest.FixtureRequest) -> tuple[StateStore, Clock]:
     if request.param == "memory":
         return InMemoryStateStore(clock=clock), clock
     settings = Settings(
-        state_connection_string=Secret(request.getfixturevalue("azurite")),
+        state_connection_string=SecretStr(request.getfixturevalue("azurite")),
         state_table_prefix="t" + uuid.uuid4().hex[:12],
     )
     return TableStateStore.from_settings(settings, clock=clock), clock
@@ -293,6 +294,6 @@ def test_unreachable_storage_is_transient() -> None:
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=AAAA;"
         f"TableEndpoint=http://127.0.0.1:{free_port()}/devstoreaccount1;"
     )
-    settings = Settings(state_connection_string=Secret(down))
+    settings = Settings(state_connection_string=SecretStr(down))
     with pytest.raises(TransientError, match="state table lockdownalerts: create failed"):
         TableStateStore.from_settings(settings, retry_total=0)

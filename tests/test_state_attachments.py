@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from pydantic import SecretStr
 
 from remediation.ports import StateStore
-from remediation.settings import Secret, Settings
+from remediation.settings import Settings
 from remediation.state import InMemoryStateStore, TableStateStore
 from tests.test_state import T0, table_store
 
@@ -72,7 +73,7 @@ def test_a_reader_that_may_not_create_tables_sees_no_attachments(azurite: str) -
     writer = table_store(azurite)
     prefix = writer._table("attachments").table_name.removesuffix("attachments")
     fresh = TableStateStore.from_settings(
-        Settings(state_connection_string=Secret(azurite), state_table_prefix=prefix + "x"), create_tables=False
+        Settings(state_connection_string=SecretStr(azurite), state_table_prefix=prefix + "x"), create_tables=False
     )
     assert fresh.attachments() == {}
 

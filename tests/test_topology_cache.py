@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from remediation.errors import InputError
 from remediation.ports import CachedResource, TopologyCache
-from remediation.settings import Secret, Settings
+from remediation.settings import Settings
 from remediation.state import InMemoryTopologyCache, TableTopologyCache
 
 T0 = datetime(2026, 12, 4, 6, 0, tzinfo=UTC)
@@ -45,7 +46,7 @@ def cache(request: pytest.FixtureRequest) -> Iterator[TopologyCache]:
         yield InMemoryTopologyCache(clock=lambda: T0)
     else:
         settings = Settings(
-            state_connection_string=Secret(request.getfixturevalue("azurite")),
+            state_connection_string=SecretStr(request.getfixturevalue("azurite")),
             state_table_prefix="t" + uuid.uuid4().hex[:12],
         )
         yield TableTopologyCache.from_settings(settings, clock=lambda: T0)

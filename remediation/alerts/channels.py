@@ -10,10 +10,12 @@ from remediation.alerts.email_smtp import SmtpSink
 from remediation.alerts.policy import EMAIL_ACS, EMAIL_SMTP, TEAMS, channel_minimums
 from remediation.alerts.teams import TeamsSink
 from remediation.errors import SettingsError
-from remediation.settings import Secret, Settings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
+    from pydantic import SecretStr
+
+    from remediation.settings import Settings
 
 
 def channels_from_settings(
@@ -61,6 +63,6 @@ def channels_from_settings(
     return channels
 
 
-def secrets_of(settings: Settings) -> list[Secret]:
+def secrets_of(settings: Settings) -> list[SecretStr]:
     """The secrets dispatch must mask in every error it records."""
     return [s for s in (settings.teams_webhook_url, settings.smtp_password, settings.state_connection_string) if s]

@@ -18,12 +18,14 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from remediation.alerts.redact import DeliveryError, redact
 from remediation.findings import Severity
 from remediation.ports import Alert, AlertHistoryEntry, AlertSink
-from remediation.settings import Secret
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,7 @@ def dispatch(
     base_delay: float = DEFAULT_BASE_DELAY,
     max_delay: float = DEFAULT_MAX_DELAY,
     sleep: Callable[[float], None] = time.sleep,
-    secrets: Sequence[Secret] = (),
+    secrets: Sequence[SecretStr] = (),
 ) -> DeliveryReport:
     """Send each alert to each channel whose minimum severity it meets; never raises.
 
@@ -155,7 +157,7 @@ def _deliver_all(
     base_delay: float,
     max_delay: float,
     sleep: Callable[[float], None],
-    secrets: Sequence[Secret],
+    secrets: Sequence[SecretStr],
 ) -> list[Delivery]:
     deliveries: list[Delivery] = []
     down = ""
@@ -180,7 +182,7 @@ def _deliver(
     base_delay: float,
     max_delay: float,
     sleep: Callable[[float], None],
-    secrets: Sequence[Secret],
+    secrets: Sequence[SecretStr],
 ) -> Delivery:
     error = ""
     for attempt in range(1, attempts + 1):

@@ -7,11 +7,14 @@ import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
 
 from remediation.alerts.email_body import email_content
 from remediation.alerts.redact import DeliveryError, redact
 from remediation.ports import Alert
-from remediation.settings import Secret
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 
 def build_email(alert: Alert, sender: str, recipients: Sequence[str]) -> EmailMessage:
@@ -48,7 +51,7 @@ class SmtpSink:
         sender: str,
         recipients: Sequence[str],
         username: str = "",
-        password: Secret | None = None,
+        password: SecretStr | None = None,
         starttls: bool = True,
         timeout: float = 20.0,
         ssl_context: ssl.SSLContext | None = None,
@@ -60,7 +63,7 @@ class SmtpSink:
         self._sender = sender
         self._recipients = tuple(recipients)
         self._username = username
-        self._password = password or Secret("")
+        self._password = password
         self._starttls = starttls
         self._timeout = timeout
         self._ssl_context = ssl_context
@@ -77,12 +80,12 @@ class SmtpSink:
                     smtp.starttls(context=self._ssl_context or ssl.create_default_context())
                     smtp.ehlo()
                 if self._username:
-                    smtp.login(self._username, self._password.reveal())
+                    smtp.login(self._username, self._password.get_secret_value() if self._password else "")
                 refused = smtp.send_message(message, from_addr=self._sender, to_addrs=list(self._recipients))
         except smtplib.SMTPAuthenticationError as exc:
             raise DeliveryError(f"{where} refused the login of {self._username!r} (SMTP {exc.smtp_code})") from None
         except (smtplib.SMTPException, OSError) as exc:
-            detail = redact(f"{type(exc).__name__}: {exc}", [self._password])
+            detail = redact(f"{type(exc).__name__}: {exc}", [self._password] if self._password else [])
             raise DeliveryError(f"{where}: {detail}") from None
         if refused:
             raise DeliveryError(f"{where} refused recipients: {', '.join(sorted(refused))}")

@@ -15,14 +15,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from remediation.alerts.dispatch import Channel, DeliveryReport, dispatch
 from remediation.alerts.enrich import enrich
 from remediation.alerts.policy import OPEN, Restoration, decide, settle
 from remediation.findings import Finding
 from remediation.ports import Alert, AlertState, EvidenceSource, StateStore
-from remediation.settings import Secret
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 DEFAULT_LOOKBACK = timedelta(hours=6)
 
@@ -50,7 +52,7 @@ def notify(
     restorations: Sequence[Restoration] = (),
     actors: Mapping[str, str] | None = None,
     evidence: Mapping[str, Sequence[str]] | None = None,
-    secrets: Sequence[Secret] = (),
+    secrets: Sequence[SecretStr] = (),
     sleep: Callable[[float], None] = time.sleep,
     attempts: int = 3,
     evidence_source: EvidenceSource | None = None,

@@ -19,13 +19,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from remediation.findings import ONE_SHOT_KINDS, Finding, FindingKind, Severity
 from remediation.model import resource_id_part
 from remediation.ports import Alert, AlertState, AlertStatus
 from remediation.scope import within
-from remediation.settings import Settings
+
+if TYPE_CHECKING:
+    from remediation.settings import Settings
 
 OPEN = "open"
 RESOLVED = AlertStatus.RESOLVED.value  # one spelling, shared with the state store's prune

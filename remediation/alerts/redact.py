@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from remediation.errors import RemediationError
-from remediation.settings import Secret
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 REDACTED = "***"
 
@@ -33,10 +36,10 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")) + query
 
 
-def redact(text: str, secrets: Iterable[Secret | str] = ()) -> str:
+def redact(text: str, secrets: Iterable[SecretStr | str] = ()) -> str:
     """``text`` with every secret value, every query-string value of a secret URL, and every query string masked."""
     for secret in secrets:
-        value = secret.reveal() if isinstance(secret, Secret) else secret
+        value = secret if isinstance(secret, str) else secret.get_secret_value()
         if not value:
             continue
         text = text.replace(value, REDACTED)

@@ -11,6 +11,7 @@ No logging policy is in the pipeline, and the one library below it that logs req
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from azure.core import PipelineClient
@@ -22,7 +23,9 @@ from remediation.alerts.card import build_message, message_bytes
 from remediation.alerts.redact import DeliveryError, redact, safe_url
 from remediation.ports import Alert
 from remediation.retry import BoundedRetryPolicy
-from remediation.settings import Secret
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 _MAX_ERROR_BODY = 300
 #: azure-core retries a POST on 429 only when told to: such an answer means the message was not taken.
@@ -49,7 +52,7 @@ class TeamsSink:
 
     def __init__(
         self,
-        webhook_url: Secret,
+        webhook_url: SecretStr,
         *,
         timeout: float = 10.0,
         retry_total: int = 3,
@@ -57,7 +60,7 @@ class TeamsSink:
         retry_backoff_max: float = 30.0,
         max_retry_after: float = 60.0,
     ) -> None:
-        parts = urlsplit(webhook_url.reveal())
+        parts = urlsplit(webhook_url.get_secret_value())
         if parts.scheme not in ("https", "http"):
             raise ValueError(f"Teams webhook URL must be http(s), not {parts.scheme!r}")
         self._url = webhook_url
@@ -73,7 +76,7 @@ class TeamsSink:
         )
 
     def send(self, alert: Alert) -> None:
-        url = self._url.reveal()
+        url = self._url.get_secret_value()
         where = safe_url(url)
         request = HttpRequest(
             "POST",

@@ -30,7 +30,7 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
@@ -67,7 +67,6 @@ from remediation.ports import Gathered, SubnetWriteResult, TopologyCache, WriteR
 from remediation.resource_id import NIC, NIC_IP_CONFIGURATION, NSG, SUBNET, VNET, ResourceId
 from remediation.retry import BoundedRetryPolicy
 from remediation.scope import Scope, parse_scope
-from remediation.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +85,9 @@ _READ_ONLY_NSG = frozenset(
         "flowLogs",
     }
 )
+
+if TYPE_CHECKING:
+    from remediation.settings import Settings
 _READ_ONLY_RULE = frozenset({"etag", "type", "provisioningState"})
 #: Read-only subnet fields (ARM ignores them in a PUT; sending them back would only invite drift).
 _READ_ONLY_SUBNET = frozenset(

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from remediation.model import resource_id_part
 from remediation.ports import Evidence
-from remediation.settings import Settings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.monitor.query import LogsQueryClient, LogsTable
+
+    from remediation.settings import Settings
 
 log = logging.getLogger(__name__)
 

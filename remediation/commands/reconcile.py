@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from typing import TextIO
 
 from remediation.errors import InputError, RemediationError, ScopeError, SettingsError
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
         if args.subscription:
-            settings = replace(settings, subscription_id=args.subscription.strip().lower())
+            settings = settings.model_copy(update={"subscription_id": args.subscription.strip().lower()})
         if not settings.subscription_id:
             raise SettingsError("set AZURE_SUBSCRIPTION_ID or pass --subscription", where="AZURE_SUBSCRIPTION_ID")
         rt = build_runtime(settings)

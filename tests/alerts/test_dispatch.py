@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 
 import pytest
+from pydantic import SecretStr
 
 from remediation.alerts.dispatch import Channel, dispatch
 from remediation.alerts.email_smtp import SmtpSink
@@ -16,7 +17,6 @@ from remediation.alerts.redact import DeliveryError
 from remediation.alerts.teams import TeamsSink
 from remediation.findings import Severity
 from remediation.ports import Alert
-from remediation.settings import Secret
 from tests.alerts.samples import T0, new_port_alert, restored_alert
 from tests.support.http_receiver import WebhookReceiver
 from tests.support.net import LocalCA, free_port
@@ -72,7 +72,7 @@ def smtp_sink(server: SmtpServer, ca: LocalCA, password: str = PASSWORD) -> Smtp
         sender="guard@contoso.example",
         recipients=["ops@contoso.example"],
         username=USERNAME,
-        password=Secret(password),
+        password=SecretStr(password),
         timeout=5,
         ssl_context=ca.client_context(),
     )
@@ -81,7 +81,7 @@ def smtp_sink(server: SmtpServer, ca: LocalCA, password: str = PASSWORD) -> Smtp
 def test_down_channel_does_not_block_the_others(
     webhook_receiver: WebhookReceiver, smtp_server: SmtpServer, local_ca: LocalCA
 ) -> None:
-    down_url = Secret(f"http://127.0.0.1:{free_port()}/workflows/x/triggers/manual/paths/invoke?sig={SIGNATURE}")
+    down_url = SecretStr(f"http://127.0.0.1:{free_port()}/workflows/x/triggers/manual/paths/invoke?sig={SIGNATURE}")
     down = TeamsSink(down_url, timeout=2, retry_total=1, retry_backoff_factor=0.01)
     down.name = "teams-down"
     alerts = [new_port_alert(), replace(new_port_alert(), fingerprint="f2", title="second")]
@@ -90,7 +90,7 @@ def test_down_channel_does_not_block_the_others(
         alerts,
         [
             Channel(down, Severity.INFO),
-            Channel(TeamsSink(Secret(webhook_receiver.url()), timeout=5), Severity.INFO),
+            Channel(TeamsSink(SecretStr(webhook_receiver.url()), timeout=5), Severity.INFO),
             Channel(smtp_sink(smtp_server, local_ca), Severity.INFO),
         ],
         sleep=sleep,
@@ -110,7 +110,7 @@ def test_down_channel_does_not_block_the_others(
 
 
 def test_slow_channel_does_not_delay_the_others(webhook_receiver: WebhookReceiver) -> None:
-    timed = TimedSink(TeamsSink(Secret(webhook_receiver.url()), timeout=5))
+    timed = TimedSink(TeamsSink(SecretStr(webhook_receiver.url()), timeout=5))
     start = time.monotonic()
     report = dispatch(
         [new_port_alert(), new_port_alert()],
@@ -152,7 +152,7 @@ def test_retry_with_backoff_then_delivered() -> None:
 def test_a_sink_that_retries_itself_is_called_once(webhook_receiver: WebhookReceiver) -> None:
     webhook_receiver.fail(status=503, times=2)
     sleep = Recorder()
-    teams = TeamsSink(Secret(webhook_receiver.url()), timeout=5, retry_backoff_factor=0.01)
+    teams = TeamsSink(SecretStr(webhook_receiver.url()), timeout=5, retry_backoff_factor=0.01)
     report = dispatch([new_port_alert()], [Channel(teams, Severity.INFO)], sleep=sleep, base_delay=0.5)
     assert report.ok
     assert report.deliveries[0].attempts == 1  # the two 503s were retried inside the Teams pipeline
@@ -186,7 +186,7 @@ def test_minimum_severity_per_channel(
     report = dispatch(
         alerts,
         [
-            Channel(TeamsSink(Secret(webhook_receiver.url()), timeout=5), Severity.INFO),
+            Channel(TeamsSink(SecretStr(webhook_receiver.url()), timeout=5), Severity.INFO),
             Channel(smtp_sink(smtp_server, local_ca), Severity.HIGH),
         ],
         sleep=Recorder(),
@@ -214,14 +214,14 @@ def test_no_secret_in_any_log_line(
     caplog: pytest.LogCaptureFixture, webhook_receiver: WebhookReceiver, smtp_server: SmtpServer, local_ca: LocalCA
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    good_url = Secret(webhook_receiver.url(signature=SIGNATURE))
-    wrong_password = Secret("Wr0ng-" + PASSWORD)
-    bad_smtp = smtp_sink(smtp_server, local_ca, password=wrong_password.reveal())
+    good_url = SecretStr(webhook_receiver.url(signature=SIGNATURE))
+    wrong_password = SecretStr("Wr0ng-" + PASSWORD)
+    bad_smtp = smtp_sink(smtp_server, local_ca, password=wrong_password.get_secret_value())
     bad_smtp.name = "smtp-bad-login"
-    down_url = Secret(f"http://127.0.0.1:{free_port()}/workflows/y/triggers/manual/paths/invoke?sig={SIGNATURE}2")
+    down_url = SecretStr(f"http://127.0.0.1:{free_port()}/workflows/y/triggers/manual/paths/invoke?sig={SIGNATURE}2")
     down = TeamsSink(down_url, timeout=2, retry_total=1, retry_backoff_factor=0.01)
     down.name = "teams-down"
-    secrets = [good_url, down_url, Secret(PASSWORD), wrong_password]
+    secrets = [good_url, down_url, SecretStr(PASSWORD), wrong_password]
 
     # First the webhook throttles (retried inside the Teams pipeline, urllib3 logging each request
     # line at DEBUG), then it accepts.
@@ -249,7 +249,7 @@ def test_no_secret_in_any_log_line(
     everything += [r.getMessage() for r in caplog.records]
     everything += [repr(r.args) for r in caplog.records]
     for text in everything:
-        for secret in [SIGNATURE, PASSWORD, *(s.reveal() for s in secrets)]:
+        for secret in [SIGNATURE, PASSWORD, *(s.get_secret_value() for s in secrets)]:
             assert secret not in text
 
 

@@ -10,13 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from remediation.alerts.channels import channels_from_settings, secrets_of
 from remediation.alerts.email_acs import AcsEmailSink, acs_message
 from remediation.alerts.redact import DeliveryError
 from remediation.errors import SettingsError
 from remediation.findings import Severity
-from remediation.settings import Secret, Settings
+from remediation.settings import Settings
 from tests.alerts.samples import new_port_alert
 from tests.support.credential import StaticCredential
 from tests.support.https_server import Answer, HttpsServer, Request, Responder
@@ -102,12 +103,12 @@ def test_rejected_request_is_a_delivery_error(
 def test_channels_from_settings(https_server: Callable[[Responder], HttpsServer], local_ca: LocalCA) -> None:
     server = start(https_server, FakeAcs())
     settings = Settings(
-        teams_webhook_url=Secret("https://hooks.example/workflows/x?sig=abcdefgh"),
+        teams_webhook_url=SecretStr("https://hooks.example/workflows/x?sig=abcdefgh"),
         email_to=("ops@contoso.example",),
         email_from="guard@contoso.example",
         acs_endpoint=server.url,
         smtp_host="smtp.contoso.example",
-        smtp_password=Secret("pw-123456"),
+        smtp_password=SecretStr("pw-123456"),
         min_severity_teams=Severity.INFO,
     )
     channels = channels_from_settings(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import ssl
 
 import pytest
+from pydantic import SecretStr
 
 from remediation.alerts.email_smtp import SmtpSink
 from remediation.alerts.redact import DeliveryError
-from remediation.settings import Secret
 from tests.alerts.samples import new_port_alert
 from tests.support.net import LocalCA
 from tests.support.smtp_server import PASSWORD, USERNAME, SmtpServer
@@ -21,7 +21,7 @@ def sink(server: SmtpServer, ca: LocalCA, *, password: str = PASSWORD, starttls:
         sender="guard@contoso.example",
         recipients=["ops@contoso.example", "oncall@contoso.example"],
         username=USERNAME,
-        password=Secret(password),
+        password=SecretStr(password),
         starttls=starttls,
         timeout=5,
         ssl_context=ca.client_context(),

@@ -7,12 +7,14 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
+from pydantic import SecretStr
+
 from remediation.alerts.dispatch import Channel
 from remediation.alerts.email_smtp import SmtpSink
 from remediation.alerts.notify import Notified, notify
 from remediation.alerts.teams import TeamsSink
 from remediation.findings import Finding, Severity
-from remediation.settings import Secret, Settings
+from remediation.settings import Settings
 from remediation.state import TableStateStore
 from tests.alerts.samples import T0, missing_rule, port_blocked
 from tests.support.http_receiver import WebhookReceiver
@@ -21,12 +23,12 @@ from tests.support.smtp_server import PASSWORD, USERNAME, SmtpServer
 
 
 def store_for(azurite: str) -> TableStateStore:
-    settings = Settings(state_connection_string=Secret(azurite), state_table_prefix="n" + uuid.uuid4().hex[:12])
+    settings = Settings(state_connection_string=SecretStr(azurite), state_table_prefix="n" + uuid.uuid4().hex[:12])
     return TableStateStore.from_settings(settings)
 
 
 def teams(receiver: WebhookReceiver) -> Channel:
-    return Channel(TeamsSink(Secret(receiver.url()), timeout=5), Severity.MEDIUM)
+    return Channel(TeamsSink(SecretStr(receiver.url()), timeout=5), Severity.MEDIUM)
 
 
 def email(server: SmtpServer, ca: LocalCA) -> Channel:
@@ -36,7 +38,7 @@ def email(server: SmtpServer, ca: LocalCA) -> Channel:
         sender="guard@contoso.example",
         recipients=["ops@contoso.example"],
         username=USERNAME,
-        password=Secret(PASSWORD),
+        password=SecretStr(PASSWORD),
         timeout=5,
         ssl_context=ca.client_context(),
     )

@@ -7,12 +7,13 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from pydantic import SecretStr
 
 from remediation.alerts import policy
 from remediation.alerts.policy import Decision, Restoration, decide, settle
 from remediation.findings import Finding, Severity
 from remediation.ports import AlertState, AlertStatus
-from remediation.settings import Secret, Settings
+from remediation.settings import Settings
 from tests.alerts.samples import CC_NSG, CLUSTER_NSG, SUB, T0, missing_rule, port_blocked, shadowed_unremediable
 
 HOURS = 24.0
@@ -185,7 +186,7 @@ def test_finding_json_round_trip_and_unreadable_record() -> None:
 def test_channels_and_minimum_severity_from_settings() -> None:
     assert policy.channel_minimums(Settings()) == {}
     settings = Settings(
-        teams_webhook_url=Secret("https://example.invalid/hook?sig=x"),
+        teams_webhook_url=SecretStr("https://example.invalid/hook?sig=x"),
         email_to=("ops@contoso.example",),
         email_from="guard@contoso.example",
         smtp_host="smtp.contoso.example",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from remediation.alerts.redact import redact, safe_url
-from remediation.settings import Secret
 
 WEBHOOK = (
     "https://prod-12.westeurope.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke"
@@ -31,12 +31,12 @@ def test_safe_url_drops_the_query() -> None:
     ],
 )
 def test_the_signature_never_survives(text: str) -> None:
-    out = redact(text, [Secret(WEBHOOK)])
+    out = redact(text, [SecretStr(WEBHOOK)])
     assert "Zm9vYmFyYmF6cXV4" not in out
 
 
 def test_passwords_are_masked_and_plain_text_kept() -> None:
-    assert redact("login failed for bob with hunter2-pw", [Secret("hunter2-pw"), Secret("")]) == (
+    assert redact("login failed for bob with hunter2-pw", [SecretStr("hunter2-pw"), SecretStr("")]) == (
         "login failed for bob with ***"
     )
     assert redact("nothing secret here: HTTP 503") == "nothing secret here: HTTP 503"

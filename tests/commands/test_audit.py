@@ -8,11 +8,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import SecretStr
 
 from remediation.cli import main
 from remediation.commands.audit import render_table, rule_changes, show
 from remediation.ports import AuditRecord
-from remediation.settings import Secret, Settings
+from remediation.settings import Settings
 from remediation.state import InMemoryStateStore, TableStateStore
 
 T0 = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
@@ -76,7 +77,7 @@ def test_cli_reads_the_table_store(
     azurite: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prefix = "cli" + uuid.uuid4().hex[:10]
-    settings = Settings(state_connection_string=Secret(azurite), state_table_prefix=prefix)
+    settings = Settings(state_connection_string=SecretStr(azurite), state_table_prefix=prefix)
     writer = TableStateStore.from_settings(settings)
     writer.record_audit(record(T0))
     writer.record_audit(record(T0 + timedelta(minutes=1), nsg=OTHER))

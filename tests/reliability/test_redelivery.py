@@ -55,14 +55,16 @@ def test_redelivery_after_a_transient_failure_is_handled(world: World) -> None:
 
 @pytest.mark.parametrize("kind", ["memory", "azurite"])
 def test_both_state_stores_forget_an_event(kind: str, request: pytest.FixtureRequest) -> None:
-    from remediation.settings import Secret, Settings
+    from pydantic import SecretStr
+
+    from remediation.settings import Settings
     from remediation.state import InMemoryStateStore, TableStateStore
 
     if kind == "memory":
         store: Any = InMemoryStateStore()
     else:
         connection = request.getfixturevalue("azurite")
-        settings = Settings(state_connection_string=Secret(connection), state_table_prefix="redelivery")
+        settings = Settings(state_connection_string=SecretStr(connection), state_table_prefix="redelivery")
         store = TableStateStore.from_settings(settings)
     assert store.seen_event("event-1") is False
     assert store.seen_event("event-1") is True
