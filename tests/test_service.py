@@ -525,7 +525,7 @@ def test_a_sweep_prunes_state_older_than_the_retention() -> None:
 
 def test_the_retention_setting_and_the_trigger_decide_what_is_pruned() -> None:
     state = MemoryState()
-    run(network(), state=state, settings=replace(SETTINGS, state_retention_days=2))
+    run(network(), state=state, settings=SETTINGS.model_copy(update={"state_retention_days": 2}))
     assert state.pruned == [NOW - timedelta(days=2)]
     run(network(), state=state, trigger="http")
     run(network(), state=state, dry_run=True)
