@@ -14,13 +14,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from remediation.alerts.dispatch import Channel
 from remediation.alerts.notify import Notified, notify
 from remediation.alerts.teams import TeamsSink
 from remediation.findings import Finding, FindingKind, Severity, incident
 from remediation.ports import StateStore
-from remediation.settings import Secret, Settings
+from remediation.settings import Settings
 from remediation.state import InMemoryStateStore, TableStateStore
 from tests.alerts.samples import SUB, T0, missing_rule, port_blocked
 from tests.support.http_receiver import WebhookReceiver
@@ -33,7 +34,7 @@ def nsg(n: int) -> str:
 
 
 def table_store(azurite: str) -> TableStateStore:
-    settings = Settings(state_connection_string=Secret(azurite), state_table_prefix="s" + uuid.uuid4().hex[:12])
+    settings = Settings(state_connection_string=SecretStr(azurite), state_table_prefix="s" + uuid.uuid4().hex[:12])
     return TableStateStore.from_settings(settings)
 
 
@@ -63,7 +64,7 @@ class Run:
         self.store = store
         self.receiver = receiver
         # No retries: a failing receiver is the point here, not the backoff.
-        self.channels = [Channel(TeamsSink(Secret(receiver.url()), timeout=5, retry_total=0), Severity.INFO)]
+        self.channels = [Channel(TeamsSink(SecretStr(receiver.url()), timeout=5, retry_total=0), Severity.INFO)]
 
     def sweep(self, findings: Sequence[Finding], hours: float) -> Notified:
         return self._notify(findings, hours, [f"/subscriptions/{SUB}"])
