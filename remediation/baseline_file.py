@@ -1,8 +1,8 @@
 """Baseline YAML -> :class:`remediation.baseline.Baseline`, validated, options applied.
 
-Two passes: pydantic (``extra="forbid"``) checks the shape, then the
-meaning is checked with the same address, port and protocol rules
-:mod:`remediation.parse` applies to NSG JSON. Every problem is reported with
+The pydantic model holds every field's rule (``extra="forbid"``; addresses, ports and protocols
+parsed by the same :mod:`remediation.parse` helpers NSG JSON goes through); what spans fields
+(unique names and priorities, the options) is checked after it. Every problem is reported with
 the file, the line and the field path (``my.yaml:42: rules[3].priority``);
 lines come from the YAML node tree (``yaml.compose``), since the plain
 loader forgets them.
@@ -19,10 +19,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal, TypeAlias, TypeVar
+from typing import Annotated, Literal, TypeAlias, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    model_validator,
+)
 
 from remediation.baseline import (
     Baseline,
@@ -35,6 +44,7 @@ from remediation.baseline import (
 )
 from remediation.errors import BaselineError, InputError
 from remediation.model import (
+    ANY_PORT,
     MAX_CUSTOM_PRIORITY,
     MIN_CUSTOM_PRIORITY,
     Access,
@@ -76,11 +86,131 @@ _TAG_FORBIDDEN = set("<>%&\\?/")
 MAX_EXPANDED_NODES = 100_000
 
 Path_: TypeAlias = tuple[str | int, ...]
-Ports: TypeAlias = int | str | list[int | str]
-Addresses: TypeAlias = str | list[str]
+_T = TypeVar("_T")
+_E = TypeVar("_E", Direction, Access)
+_V = TypeVar("_V")
 
 
-# --------------------------------------------------------------------------- the shape (pydantic)
+# --------------------------------------------------------------------------- the model: shape and field rules
+
+
+def _parsed(parse: Callable[..., _T]) -> Callable[[object], _T]:
+    """One of parse.py's helpers as a field validator: its InputError becomes the field's error."""
+
+    def validate(value: object) -> _T:
+        try:
+            return parse(value, where="")
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+
+    return validate
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _rule_name(name: str) -> str:
+    if not _RULE_NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid NSG rule name (1-80 of letters, digits, _ . -)")
+    return name
+
+
+def _priority(priority: int) -> int:
+    if not MIN_CUSTOM_PRIORITY <= priority <= MAX_CUSTOM_PRIORITY:
+        raise ValueError(f"must be between {MIN_CUSTOM_PRIORITY} and {MAX_CUSTOM_PRIORITY}, not {priority}")
+    return priority
+
+
+def _tag_name(tag: str) -> str:
+    if not tag.strip():
+        raise ValueError("must not be empty")
+    if _TAG_FORBIDDEN & set(tag) or len(tag) > 512:
+        raise ValueError(f"{tag!r} is not a valid Azure tag name (no < > % & \\ ? /)")
+    return tag
+
+
+def _role(name: object) -> Role:
+    if not isinstance(name, str):
+        raise ValueError("Input should be a valid string")
+    try:
+        return Role(name.strip().lower())
+    except ValueError:
+        raise ValueError(f"unknown role {name!r} (valid: {', '.join(r.value for r in Role)})") from None
+
+
+def _enum_of(enum: type[_E]) -> Callable[[object], _E]:
+    def validate(value: object) -> _E:
+        for member in enum:
+            if isinstance(value, str) and member.value.lower() == value.strip().lower():
+                return member
+        raise ValueError(f"invalid value {value!r} (valid: {', '.join(m.value for m in enum)})")
+
+    return validate
+
+
+def _host_address(value: object) -> Address:
+    """IP addresses or CIDRs only: the guard finds the NSGs on a flow's path by the subnet and
+    NIC holding each address, and a service tag or '*' is held by none it could check."""
+    address = _parsed(parse_address)(value)
+    if not isinstance(address, Prefix) or address.network.prefixlen == 0:
+        raise ValueError(
+            f"{value!r} cannot be checked: the guard finds the NSGs on a flow's path by the subnet and NIC "
+            "holding each address, and no subnet holds a service tag or '*'; give IP addresses or CIDRs"
+        )
+    return address
+
+
+def _service_tag(value: object) -> str:
+    found = _parsed(parse_address)(value)
+    if not isinstance(found, ServiceTag):
+        raise ValueError(f"{value!r} is not a service tag name")
+    return found.name
+
+
+def _service_name(service: str) -> str:
+    if not _SERVICE_NAME.match(service):
+        raise ValueError(f"{service!r} is not a service name such as Microsoft.Storage")
+    return service
+
+
+def _fqdn(fqdn: str) -> str:
+    if not _FQDN.match(fqdn.strip()):
+        raise ValueError(f"{fqdn!r} is not a host name such as management.azure.com")
+    return fqdn
+
+
+def _tcp_port(port: int) -> int:
+    if not 1 <= port <= 65535:
+        raise ValueError(f"must be between 1 and 65535, not {port}")
+    return port
+
+
+def _at_least_one(what: str) -> Callable[[list[_T]], list[_T]]:
+    def validate(items: list[_T]) -> list[_T]:
+        if not items:
+            raise ValueError(f"name at least one {what}")
+        return items
+
+    return validate
+
+
+def _one_or_many(value: object) -> object:
+    # a single value stands for a list of one; its errors then point at the field itself
+    return value if isinstance(value, list) else [value]
+
+
+_NonEmpty = Annotated[str, AfterValidator(_non_empty)]
+_RoleName = Annotated[Role, PlainValidator(_role)]
+_Roles = Annotated[list[_RoleName], AfterValidator(_at_least_one("role"))]
+_Address = Annotated[Address, PlainValidator(_parsed(parse_address))]
+_Addresses = Annotated[list[_Address], BeforeValidator(_one_or_many), AfterValidator(_at_least_one("address"))]
+_HostAddress = Annotated[Address, PlainValidator(_host_address)]
+_Port = Annotated[PortRange, PlainValidator(_parsed(parse_port_range))]
+_Ports = Annotated[list[_Port], BeforeValidator(_one_or_many), AfterValidator(_at_least_one("port"))]
+_Protocol = Annotated[Protocol, PlainValidator(_parsed(parse_protocol))]
 
 
 class _Strict(BaseModel):
@@ -88,38 +218,51 @@ class _Strict(BaseModel):
 
 
 class _RuleModel(_Strict):
-    name: str
+    name: Annotated[str, AfterValidator(_rule_name)]
     description: str = ""
-    roles: list[str]
-    direction: str
-    access: str
-    priority: int = Field(strict=True)
-    protocol: str
-    source: Addresses = "*"
-    destination: Addresses
-    source_ports: Ports = "*"
-    destination_ports: Ports
+    roles: _Roles
+    direction: Annotated[Direction, PlainValidator(_enum_of(Direction))]
+    access: Annotated[Access, PlainValidator(_enum_of(Access))]
+    priority: Annotated[int, Field(strict=True), AfterValidator(_priority)]
+    protocol: _Protocol
+    source: _Addresses = [AnyAddress()]
+    destination: _Addresses
+    source_ports: _Ports = [ANY_PORT]
+    destination_ports: _Ports
     replaced_by: Literal["https_proxy"] | None = None
 
 
 class _EndpointModel(_Strict):
-    role: str | None = None
-    addresses: list[str] | None = None
+    role: _RoleName | None = None
+    addresses: Annotated[list[_HostAddress], AfterValidator(_at_least_one("address"))] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> _EndpointModel:
+        if (self.role is None) == (self.addresses is None):
+            raise ValueError("give exactly one of 'role' or 'addresses'")
+        return self
+
+    def endpoint(self) -> FlowEndpoint:
+        return (
+            FlowEndpoint(role=self.role)
+            if self.role is not None
+            else FlowEndpoint(addresses=tuple(self.addresses or ()))
+        )
 
 
 class _FlowModel(_Strict):
-    name: str
+    name: _NonEmpty
     description: str = ""
-    protocol: str
-    ports: Ports
+    protocol: _Protocol
+    ports: _Ports
     source: _EndpointModel
     destination: _EndpointModel
     replaced_by: Literal["return_proxy"] | None = None
 
 
 class _ServiceEndpointModel(_Strict):
-    service: str
-    roles: list[str]
+    service: Annotated[str, AfterValidator(_service_name)]
+    roles: _Roles
 
 
 class _ReturnProxyModel(_Strict):
@@ -138,12 +281,12 @@ class _HttpsProxyModel(_Strict):
 
 
 class _FqdnModel(_Strict):
-    fqdn: str
-    port: int = Field(default=443, strict=True)
+    fqdn: Annotated[str, AfterValidator(_fqdn)]
+    port: Annotated[int, Field(strict=True), AfterValidator(_tcp_port)] = 443
     protocol: Literal["Https", "Http"] = "Https"
-    service_tag: str | None = None
+    service_tag: Annotated[str, PlainValidator(_service_tag)] | None = None
     critical: bool = False
-    roles: list[str] = ["cyclecloud"]
+    roles: _Roles = [Role.CYCLECLOUD]
 
 
 class _FirewallModel(_Strict):
@@ -156,14 +299,14 @@ class _OptionsModel(_Strict):
 
 
 class _CycleCloudModel(_Strict):
-    addresses: list[str] = []
+    addresses: list[_HostAddress] = []
 
 
 class _BaselineModel(_Strict):
     version: Literal[1]
-    name: str
+    name: _NonEmpty
     description: str = ""
-    lockdown_tag: str = "cyclecloud-lockdown"
+    lockdown_tag: Annotated[str, AfterValidator(_tag_name)] = "cyclecloud-lockdown"
     rules: list[_RuleModel] = []
     flows: list[_FlowModel] = []
     service_endpoints: list[_ServiceEndpointModel] = []
@@ -283,14 +426,11 @@ class _Problems:
         raise BaselineError(text, where=f"{self.source}:{line}: {field}")
 
 
-_T = TypeVar("_T")
-
-
-def _checked(problems: _Problems, loc: Path_, parse: Callable[..., _T], value: object) -> _T | None:
-    """Run one of parse.py's helpers on ``value``; an InputError becomes a problem at ``loc``."""
+def _checked(problems: _Problems, loc: Path_, check: Callable[[_V], _T], value: _V) -> _T | None:
+    """Apply one field rule outside the model (an option's fields count only when it is enabled)."""
     try:
-        return parse(value, where="")
-    except InputError as exc:
+        return check(value)
+    except ValueError as exc:
         problems.add(loc, str(exc))
         return None
 
@@ -389,11 +529,13 @@ def _pydantic_message(error: object) -> str:
         return "required field is missing"
     if kind == "extra_forbidden":
         return "unknown field (check the spelling against the shipped cyclecloud.yaml)"
+    if kind == "value_error":  # raised by this module's field rules: their own words, without pydantic's prefix
+        return str(error.get("ctx", {}).get("error", error.get("msg")))
     return str(error.get("msg", "invalid value"))
 
 
 class _Builder:
-    """The second pass: meaning, cross-field rules and options."""
+    """What spans fields and sections: unique names and priorities, flows between roles, options."""
 
     def __init__(self, model: _BaselineModel, problems: _Problems) -> None:
         self.model = model
@@ -401,13 +543,7 @@ class _Builder:
 
     def build(self, source: str) -> Baseline:
         model = self.model
-        if not model.name.strip():
-            self.problems.add(("name",), "must not be empty")
-        self._check_tag_name(model.lockdown_tag)
-        rules = [self._rule(i, r) for i, r in enumerate(model.rules)]
-        flows = [self._flow(i, f) for i, f in enumerate(model.flows)]
-        endpoints = [self._endpoint(i, e) for i, e in enumerate(model.service_endpoints)]
-        fqdns = [self._fqdn(i, f) for i, f in enumerate(model.firewall.fqdns)]
+        self._check_unique_names()
         seen_fqdns: dict[tuple[str, int], int] = {}
         for i, entry in enumerate(model.firewall.fqdns):
             first = seen_fqdns.setdefault((entry.fqdn.strip().lower(), entry.port), i)
@@ -415,206 +551,41 @@ class _Builder:
                 self.problems.add(
                     ("firewall", "fqdns", i, "fqdn"), f"{entry.fqdn!r} is already listed by fqdns[{first}]"
                 )
-        cyclecloud = self._host_addresses(("cyclecloud", "addresses"), model.cyclecloud.addresses)
-        self._check_unique_names()
+        for i, flow in enumerate(model.flows):
+            if flow.source.role is not None and flow.source.role is flow.destination.role:
+                role = flow.source.role.value
+                self.problems.add(
+                    ("flows", i, "destination"),
+                    f"a flow from {role} to {role} cannot be checked: a host never needs "
+                    "to reach itself, and which of the role's subnets must reach which is not known; name addresses",
+                )
         self.problems.raise_if_any()
 
-        effective_rules = self._apply_https_proxy([r for r in rules if r is not None])
-        effective_flows = self._apply_return_proxy([f for f in flows if f is not None])
+        effective_rules = self._apply_https_proxy([_rule(r) for r in model.rules])
+        effective_flows = self._apply_return_proxy([_flow(f) for f in model.flows])
         self._check_priorities(effective_rules)
         self.problems.raise_if_any()
         return Baseline(
             name=model.name,
             rules=tuple(effective_rules),
             flows=tuple(effective_flows),
-            service_endpoints=tuple(e for e in endpoints if e is not None),
-            firewall_fqdns=tuple(f for f in fqdns if f is not None),
+            service_endpoints=tuple(
+                ServiceEndpointRequirement(service=e.service, roles=frozenset(e.roles)) for e in model.service_endpoints
+            ),
+            firewall_fqdns=tuple(
+                RequiredFqdn(
+                    fqdn=f.fqdn.strip().lower(),
+                    port=f.port,
+                    app_protocol=f.protocol,
+                    service_tag=f.service_tag,
+                    critical=f.critical,
+                    roles=frozenset(f.roles),
+                )
+                for f in model.firewall.fqdns
+            ),
             lockdown_tag=model.lockdown_tag,
             source=source,
-            cyclecloud_addresses=cyclecloud,
-        )
-
-    # ----------------------------------------------------------------- fields
-
-    def _check_tag_name(self, tag: str) -> None:
-        if not tag.strip():
-            self.problems.add(("lockdown_tag",), "must not be empty")
-        elif _TAG_FORBIDDEN & set(tag) or len(tag) > 512:
-            self.problems.add(("lockdown_tag",), f"{tag!r} is not a valid Azure tag name (no < > % & \\ ? /)")
-
-    def _roles(self, loc: Path_, names: list[str]) -> frozenset[Role]:
-        if not names:
-            self.problems.add(loc, "name at least one role")
-        roles: set[Role] = set()
-        for i, name in enumerate(names):
-            try:
-                roles.add(Role(name.strip().lower()))
-            except ValueError:
-                valid = ", ".join(r.value for r in Role)
-                self.problems.add((*loc, i), f"unknown role {name!r} (valid: {valid})")
-        return frozenset(roles)
-
-    def _addresses(self, loc: Path_, value: Addresses) -> tuple[Address, ...]:
-        items = [value] if isinstance(value, str) else value
-        if not items:
-            self.problems.add(loc, "name at least one address")
-        found: list[Address] = []
-        for i, item in enumerate(items):
-            item_loc = loc if isinstance(value, str) else (*loc, i)
-            address = _checked(self.problems, item_loc, parse_address, item)
-            if address is not None:
-                found.append(address)
-        return tuple(found)
-
-    def _ports(self, loc: Path_, value: Ports) -> tuple[PortRange, ...]:
-        items = value if isinstance(value, list) else [value]
-        if not items:
-            self.problems.add(loc, "name at least one port")
-        found: list[PortRange] = []
-        for i, item in enumerate(items):
-            item_loc = (*loc, i) if isinstance(value, list) else loc
-            port = _checked(self.problems, item_loc, parse_port_range, item)
-            if port is not None:
-                found.append(port)
-        return tuple(found)
-
-    def _protocol(self, loc: Path_, value: str) -> Protocol | None:
-        return _checked(self.problems, loc, parse_protocol, value)
-
-    def _rule(self, index: int, rule: _RuleModel) -> RuleRequirement | None:
-        loc: Path_ = ("rules", index)
-        before = len(self.problems.found)
-        if not _RULE_NAME.match(rule.name):
-            self.problems.add(
-                (*loc, "name"), f"{rule.name!r} is not a valid NSG rule name (1-80 of letters, digits, _ . -)"
-            )
-        roles = self._roles((*loc, "roles"), rule.roles)
-        direction = _enum(self.problems, (*loc, "direction"), rule.direction, Direction)
-        access = _enum(self.problems, (*loc, "access"), rule.access, Access)
-        if not MIN_CUSTOM_PRIORITY <= rule.priority <= MAX_CUSTOM_PRIORITY:
-            self.problems.add(
-                (*loc, "priority"),
-                f"must be between {MIN_CUSTOM_PRIORITY} and {MAX_CUSTOM_PRIORITY}, not {rule.priority}",
-            )
-        protocol = self._protocol((*loc, "protocol"), rule.protocol)
-        sources = self._addresses((*loc, "source"), rule.source)
-        destinations = self._addresses((*loc, "destination"), rule.destination)
-        source_ports = self._ports((*loc, "source_ports"), rule.source_ports)
-        destination_ports = self._ports((*loc, "destination_ports"), rule.destination_ports)
-        if len(self.problems.found) > before or direction is None or access is None or protocol is None:
-            return None
-        security_rule = SecurityRule(
-            name=rule.name,
-            priority=rule.priority,
-            direction=direction,
-            access=access,
-            protocol=protocol,
-            sources=sources,
-            destinations=destinations,
-            source_ports=source_ports,
-            destination_ports=destination_ports,
-            description=rule.description,
-        )
-        return RuleRequirement(rule=security_rule, roles=roles, description=rule.description)
-
-    def _flow_endpoint(self, loc: Path_, endpoint: _EndpointModel) -> FlowEndpoint | None:
-        if (endpoint.role is None) == (endpoint.addresses is None):
-            self.problems.add(loc, "give exactly one of 'role' or 'addresses'")
-            return None
-        if endpoint.role is not None:
-            roles = self._roles((*loc, "role"), [endpoint.role])
-            return FlowEndpoint(role=next(iter(roles))) if roles else None
-        assert endpoint.addresses is not None
-        if not endpoint.addresses:
-            self.problems.add((*loc, "addresses"), "name at least one address")
-        return FlowEndpoint(addresses=self._host_addresses((*loc, "addresses"), endpoint.addresses))
-
-    def _host_addresses(self, loc: Path_, items: list[str]) -> tuple[Address, ...]:
-        """IP addresses or CIDRs only: the guard finds the NSGs on a flow's path by the subnet and
-        NIC holding each address, and a service tag or '*' is held by none it could check."""
-        found: list[Address] = []
-        for i, item in enumerate(items):
-            address = _checked(self.problems, (*loc, i), parse_address, item)
-            if address is None:
-                continue
-            if not isinstance(address, Prefix) or address.network.prefixlen == 0:
-                self.problems.add(
-                    (*loc, i),
-                    f"{item!r} cannot be checked: the guard finds the NSGs on a flow's path by the subnet and NIC "
-                    "holding each address, and no subnet holds a service tag or '*'; give IP addresses or CIDRs",
-                )
-                continue
-            found.append(address)
-        return tuple(found)
-
-    def _flow(self, index: int, flow: _FlowModel) -> FlowRequirement | None:
-        loc: Path_ = ("flows", index)
-        before = len(self.problems.found)
-        if not flow.name.strip():
-            self.problems.add((*loc, "name"), "must not be empty")
-        protocol = self._protocol((*loc, "protocol"), flow.protocol)
-        ports = self._ports((*loc, "ports"), flow.ports)
-        source = self._flow_endpoint((*loc, "source"), flow.source)
-        destination = self._flow_endpoint((*loc, "destination"), flow.destination)
-        if (
-            source is not None
-            and destination is not None
-            and source.role is not None
-            and source.role is destination.role
-        ):
-            self.problems.add(
-                (*loc, "destination"),
-                f"a flow from {source.role.value} to {source.role.value} cannot be checked: a host never needs "
-                "to reach itself, and which of the role's subnets must reach which is not known; name addresses",
-            )
-        if len(self.problems.found) > before or protocol is None or source is None or destination is None:
-            return None
-        return FlowRequirement(
-            name=flow.name,
-            protocol=protocol,
-            ports=ports,
-            source=source,
-            destination=destination,
-            description=flow.description,
-        )
-
-    def _endpoint(self, index: int, endpoint: _ServiceEndpointModel) -> ServiceEndpointRequirement | None:
-        loc: Path_ = ("service_endpoints", index)
-        if not _SERVICE_NAME.match(endpoint.service):
-            self.problems.add(
-                (*loc, "service"), f"{endpoint.service!r} is not a service name such as Microsoft.Storage"
-            )
-        roles = self._roles((*loc, "roles"), endpoint.roles)
-        return ServiceEndpointRequirement(service=endpoint.service, roles=roles)
-
-    def _fqdn(self, index: int, entry: _FqdnModel) -> RequiredFqdn | None:
-        loc: Path_ = ("firewall", "fqdns", index)
-        ok = True
-        if not _FQDN.match(entry.fqdn.strip()):
-            self.problems.add((*loc, "fqdn"), f"{entry.fqdn!r} is not a host name such as management.azure.com")
-            ok = False
-        if not 1 <= entry.port <= 65535:
-            self.problems.add((*loc, "port"), f"must be between 1 and 65535, not {entry.port}")
-            ok = False
-        tag = None
-        if entry.service_tag is not None:
-            found = _checked(self.problems, (*loc, "service_tag"), parse_address, entry.service_tag)
-            if isinstance(found, ServiceTag):
-                tag = found.name
-            else:
-                if found is not None:
-                    self.problems.add((*loc, "service_tag"), f"{entry.service_tag!r} is not a service tag name")
-                ok = False
-        roles = self._roles((*loc, "roles"), entry.roles)
-        if not ok:
-            return None
-        return RequiredFqdn(
-            fqdn=entry.fqdn.strip().lower(),
-            port=entry.port,
-            app_protocol=entry.protocol,
-            service_tag=tag,
-            critical=entry.critical,
-            roles=roles,
+            cyclecloud_addresses=tuple(model.cyclecloud.addresses),
         )
 
     # ----------------------------------------------------------------- across fields
@@ -652,7 +623,7 @@ class _Builder:
         if value is None or not value.strip():
             self.problems.add(loc, "required when the option is enabled")
             return None
-        address = _checked(self.problems, loc, parse_address, value)
+        address = _checked(self.problems, loc, _parsed(parse_address), value)
         if address is not None and not isinstance(address, Prefix):
             self.problems.add(loc, f"must be an IP address or CIDR, not {value!r}")
             return None
@@ -671,16 +642,11 @@ class _Builder:
         if option.port is None:
             self.problems.add((*loc, "port"), "required when the option is enabled")
         else:
-            port = _checked(self.problems, (*loc, "port"), parse_port_range, option.port)
+            port = _checked(self.problems, (*loc, "port"), _parsed(parse_port_range), option.port)
             if port is not None and (port.is_any or port.low == 0):
                 self.problems.add((*loc, "port"), f"must be the proxy's port (1-65535), not {option.port}")
-        if not _RULE_NAME.match(option.rule_name):
-            self.problems.add((*loc, "rule_name"), f"{option.rule_name!r} is not a valid NSG rule name")
-        if not MIN_CUSTOM_PRIORITY <= option.priority <= MAX_CUSTOM_PRIORITY:
-            self.problems.add(
-                (*loc, "priority"),
-                f"must be between {MIN_CUSTOM_PRIORITY} and {MAX_CUSTOM_PRIORITY}, not {option.priority}",
-            )
+        _checked(self.problems, (*loc, "rule_name"), _rule_name, option.rule_name)
+        _checked(self.problems, (*loc, "priority"), _priority, option.priority)
         replaced = {m.name for m in self.model.rules if m.replaced_by == "https_proxy"}
         kept = [r for r in rules if r.name not in replaced]
         if any(r.name.lower() == option.rule_name.lower() for r in kept):
@@ -709,7 +675,7 @@ class _Builder:
             return flows
         loc: Path_ = ("options", "return_proxy")
         address = self._proxy_address((*loc, "address"), option.address)
-        port = _checked(self.problems, (*loc, "port"), parse_port_range, option.port)
+        port = _checked(self.problems, (*loc, "port"), _parsed(parse_port_range), option.port)
         if port is not None and (port.is_any or port.low == 0):
             self.problems.add((*loc, "port"), f"must be the ReturnProxy's SSH port (1-65535), not {option.port}")
         replaced = {m.name for m in self.model.flows if m.replaced_by == "return_proxy"}
@@ -732,16 +698,31 @@ class _Builder:
         return [*kept, ssh]
 
 
-_E = TypeVar("_E", Direction, Access)
+def _rule(rule: _RuleModel) -> RuleRequirement:
+    security_rule = SecurityRule(
+        name=rule.name,
+        priority=rule.priority,
+        direction=rule.direction,
+        access=rule.access,
+        protocol=rule.protocol,
+        sources=tuple(rule.source),
+        destinations=tuple(rule.destination),
+        source_ports=tuple(rule.source_ports),
+        destination_ports=tuple(rule.destination_ports),
+        description=rule.description,
+    )
+    return RuleRequirement(rule=security_rule, roles=frozenset(rule.roles), description=rule.description)
 
 
-def _enum(problems: _Problems, loc: Path_, value: str, enum: type[_E]) -> _E | None:
-    for member in enum:
-        if member.value.lower() == value.strip().lower():
-            return member
-    valid = ", ".join(m.value for m in enum)
-    problems.add(loc, f"invalid value {value!r} (valid: {valid})")
-    return None
+def _flow(flow: _FlowModel) -> FlowRequirement:
+    return FlowRequirement(
+        name=flow.name,
+        protocol=flow.protocol,
+        ports=tuple(flow.ports),
+        source=flow.source.endpoint(),
+        destination=flow.destination.endpoint(),
+        description=flow.description,
+    )
 
 
 # --------------------------------------------------------------------------- files
