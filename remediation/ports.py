@@ -398,8 +398,12 @@ class StateStore(Protocol):
         """Insert or replace the ``current`` pairs; delete the subnets in ``forget`` (ids case-insensitive)."""
         ...
 
-    def managed_nsgs(self) -> dict[str, str]:
-        """NSG id -> its roles (``cyclecloud``, ``node,cyclecloud`` ...) when last seen managed."""
+    def managed_nsgs(self, ids: Collection[str] | None = None) -> dict[str, str]:
+        """NSG id -> its roles (``cyclecloud``, ``node,cyclecloud`` ...) when last seen managed.
+
+        All of them (the sweep), or with ``ids`` (compared case-insensitively) only those NSGs':
+        what an event that re-read them needs, without loading the memory of the whole subscription.
+        """
         ...
 
     def save_managed_nsgs(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:

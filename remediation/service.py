@@ -353,15 +353,14 @@ class Reconciler:
         is an incident in the report (alerted once); the memory follows what is managed now."""
         if self.state is None:
             return
+        seen = {n.key for n in inventory.nsgs}
         try:
-            remembered = self.state.managed_nsgs()
+            # An event reads the memory of only the NSGs it re-read: not the subscription's thousands.
+            remembered = self.state.managed_nsgs(None if affected is None else [n.id for n in inventory.nsgs])
         except Exception as exc:
             log.exception("loading the remembered managed NSGs failed")
             report.errors.append(f"managed NSGs: not loaded, lost tags not judged: {type(exc).__name__}: {exc}")
             return
-        seen = {n.key for n in inventory.nsgs}
-        if affected is not None:  # an event judges only the NSGs it re-read: not the subscription's thousands
-            remembered = {nsg_id: roles for nsg_id, roles in remembered.items() if nsg_id.lower() in seen}
         changes = guarding_changes(
             remembered,
             inventory,

@@ -20,7 +20,7 @@ Tables (``<prefix>`` is ``STATE_TABLE_PREFIX``):
   subnet id), so a detachment is found after the NSG's back-reference is gone;
   partition ``managed``: NSG id -> its roles when last seen managed, so losing
   the lockdown tag or a role is noticed (and alerted) instead of silently
-  ending the guarding;
+  ending the guarding (same row key; an event reads its NSGs' rows only);
 - ``<prefix>topology``: the topology cache the sweep rebuilds and events read
   (:class:`TableTopologyCache`);
 - ``<prefix>pending``: screened events queued for the drainer, and its lease
@@ -375,25 +375,20 @@ class TableStateStore:
             if unkeyed:  # rows from before the keys existed: rewritten once, so lookups near a VNet find them
                 self.save_attachments(unkeyed)
             return pairs
-        table = self._table("attachments")
-        pairs = {}
-        keys = sorted({k.lower().rstrip("/") for k in near})
-        # The service allows 15 comparisons in a filter: the partition and two for each of 7 ids.
-        for start in range(0, len(keys), 7):
-            chunk = keys[start : start + 7]
-            either = " or ".join(f"vnet_key eq @k{i} or nsg_key eq @k{i}" for i in range(len(chunk)))
-            params: dict[str, Any] = {"pk": _ATTACHMENT_PARTITION, **{f"k{i}": k for i, k in enumerate(chunk)}}
-            with self._errors(table.table_name, "read attachments"), _absent_is_empty():
-                # (a space ends a parameter name for the SDK)
-                for entity in table.query_entities(f"PartitionKey eq @pk and ( {either} )", parameters=params):
-                    pairs[str(entity["subnet_id"])] = str(entity["nsg_id"])
-        return pairs
+        keys = {k.lower().rstrip("/") for k in near}
+        return self._pairs_where(
+            _ATTACHMENT_PARTITION, "subnet_id", "nsg_id", ("vnet_key", "nsg_key"), keys, "read attachments"
+        )
 
     def save_attachments(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
         self._save_pairs(_ATTACHMENT_PARTITION, "subnet_id", "nsg_id", current, forget, "save attachments")
 
-    def managed_nsgs(self) -> dict[str, str]:
-        return self._pairs(_MANAGED_PARTITION, "nsg_id", "roles", "read managed NSGs")
+    def managed_nsgs(self, ids: Collection[str] | None = None) -> dict[str, str]:
+        if ids is None:
+            return self._pairs(_MANAGED_PARTITION, "nsg_id", "roles", "read managed NSGs")
+        # Each row is keyed by its NSG's hashed lower-cased id: an event reads its NSGs' rows, not the partition.
+        keys = {_subnet_key(nsg_id) for nsg_id in ids}
+        return self._pairs_where(_MANAGED_PARTITION, "nsg_id", "roles", ("RowKey",), keys, "read managed NSGs")
 
     def save_managed_nsgs(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
         self._save_pairs(_MANAGED_PARTITION, "nsg_id", "roles", current, forget, "save managed NSGs")
@@ -409,6 +404,31 @@ class TableStateStore:
                 pairs[str(entity[key_field])] = str(entity[value_field])
                 if unkeyed is not None and "vnet_key" not in entity:
                     unkeyed[str(entity[key_field])] = str(entity[value_field])
+        return pairs
+
+    def _pairs_where(
+        self,
+        partition: str,
+        key_field: str,
+        value_field: str,
+        fields: Sequence[str],
+        keys: Collection[str],
+        what: str,
+    ) -> dict[str, str]:
+        """The pairs in ``partition`` whose ``fields`` (any of them) equal one of ``keys``, by filtered queries."""
+        table = self._table("attachments")
+        pairs: dict[str, str] = {}
+        ordered = sorted(keys)
+        # The service allows 15 comparisons in a filter: the partition and the rest for the keys.
+        per_query = max(1, 14 // len(fields))
+        for start in range(0, len(ordered), per_query):
+            chunk = ordered[start : start + per_query]
+            either = " or ".join(f"{field} eq @k{i}" for i in range(len(chunk)) for field in fields)
+            params: dict[str, Any] = {"pk": partition, **{f"k{i}": k for i, k in enumerate(chunk)}}
+            with self._errors(table.table_name, what), _absent_is_empty():
+                # (a space ends a parameter name for the SDK)
+                for entity in table.query_entities(f"PartitionKey eq @pk and ( {either} )", parameters=params):
+                    pairs[str(entity[key_field])] = str(entity[value_field])
         return pairs
 
     def _save_pairs(
@@ -753,9 +773,11 @@ class InMemoryStateStore:
             for near in (_vnet_key(old[0]), old[1].lower()):
                 self._near.get(near, set()).discard(key)
 
-    def managed_nsgs(self) -> dict[str, str]:
+    def managed_nsgs(self, ids: Collection[str] | None = None) -> dict[str, str]:
         with self._lock:
-            return dict(self._managed.values())
+            if ids is None:
+                return dict(self._managed.values())
+            return dict(self._managed[k] for k in {i.lower() for i in ids} if k in self._managed)
 
     def save_managed_nsgs(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
         with self._lock:

@@ -154,8 +154,9 @@ class MemoryState:
             self.attached.pop(subnet, None)
         self.attached.update(current)
 
-    def managed_nsgs(self) -> dict[str, str]:
-        return dict(self.managed)
+    def managed_nsgs(self, ids: Collection[str] | None = None) -> dict[str, str]:
+        wanted = None if ids is None else {i.lower() for i in ids}
+        return {k: v for k, v in self.managed.items() if wanted is None or k.lower() in wanted}
 
     def save_managed_nsgs(self, current: Mapping[str, str], forget: Collection[str] = ()) -> None:
         for nsg_id in forget:

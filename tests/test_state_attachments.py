@@ -113,3 +113,18 @@ def test_rows_from_before_the_vnet_key_are_found_near_their_vnet_after_one_full_
     assert store.attachments(near=[VNET]) == {}  # written before the keys existed: a filter cannot see it
     assert store.attachments() == {subnet(7): f"{NSGS}/nsg-a"}  # the sweep's full read rewrites it
     assert store.attachments(near=[VNET]) == {subnet(7): f"{NSGS}/nsg-a"}
+
+
+def managed(n: int) -> str:
+    return f"{NSGS}/nsg-{n}"
+
+
+def test_managed_nsgs_by_id_returns_only_those(store: StateStore) -> None:
+    store.save_managed_nsgs({managed(n): "cluster" for n in range(40)} | {managed(99): "cyclecloud"})
+    # Any case; an id never remembered is simply absent; 20 ids are more than one filter holds.
+    asked = [managed(1).upper(), managed(99), managed(500), *(managed(n) for n in range(20, 38))]
+    assert store.managed_nsgs(asked) == {managed(1): "cluster", managed(99): "cyclecloud"} | {
+        managed(n): "cluster" for n in range(20, 38)
+    }
+    assert store.managed_nsgs([]) == {}
+    assert len(store.managed_nsgs()) == 41  # without ids: every one (the sweep)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -25,6 +24,7 @@ from remediation.settings import Settings
 from remediation.state import InMemoryStateStore, TableStateStore
 from tests.alerts.samples import SUB, T0, missing_rule, port_blocked
 from tests.support.http_receiver import WebhookReceiver
+from tests.support.table_queries import count_queries
 
 RG = f"/subscriptions/{SUB}/resourceGroups/rg-cluster"
 
@@ -98,27 +98,16 @@ def test_an_event_reads_only_its_nsgs_alert_states_from_table_storage(
     run.sweep(subscription(40), 0)
     assert len(store.alert_states()) == 80
 
-    # Count what the service answers (the SDK yields the service's entities; any client-side filter comes after).
-    table = store._table("alerts")
-    answered: list[str] = []
-    filters: list[str] = []
-    query = table.query_entities
-
-    def counted(query_filter: str, **kwargs: Any) -> Iterator[Any]:
-        filters.append(query_filter)
-        for entity in query(query_filter, **kwargs):
-            answered.append(str(entity["RowKey"]))
-            yield entity
-
-    table.query_entities = counted  # type: ignore[method-assign]
+    answered = count_queries(store._table("alerts"))
     # nsg-1's two findings, still there: nothing to say, and nsg-10 .. nsg-19 (same prefix) are not read.
     assert run.event(nsg(1), [port_blocked(nsg(1)), missing_rule(nsg=nsg(1))], 1).alerts == ()
-    assert len(answered) == 2, answered  # before: all 80 states of the subscription, on every event
-    assert all("RowKey ge" in f for f in filters if "@pk" in f and "RowKey" in f)
+    rows = [str(e["RowKey"]) for e in answered.entities]
+    assert len(rows) == 2, rows  # before: all 80 states of the subscription, on every event
+    assert all("RowKey ge" in f for f in answered.filters if "@pk" in f and "RowKey" in f)
 
     answered.clear()
     run.sweep(subscription(40), 2)
-    assert len(answered) == 80  # the sweep still reads every state
+    assert len(answered.entities) == 80  # the sweep still reads every state
 
 
 def test_scoped_read_returns_a_scope_and_what_lies_under_it(
