@@ -106,6 +106,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' existing = {
 // requests), so the reconcile report and the audit trail name who really asked. Event Grid's
 // delivery path keeps the system key alone: Event Grid cannot present an Entra token to it.
 resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(entraAuthClientId)) {
+  // checkov:skip=CKV_AZURE_13:false positive, checkov reads this sites/config child (authsettingsV2) as a whole web app; the site comes from the AVM module and tests/infra/test_bicep.py covers it (docs/checkov.md)
+  // checkov:skip=CKV_AZURE_63:false positive, checkov reads this sites/config child (authsettingsV2) as a whole web app; the site comes from the AVM module and tests/infra/test_bicep.py covers it (docs/checkov.md)
+  // checkov:skip=CKV_AZURE_65:false positive, checkov reads this sites/config child (authsettingsV2) as a whole web app; the site comes from the AVM module and tests/infra/test_bicep.py covers it (docs/checkov.md)
+  // checkov:skip=CKV_AZURE_66:false positive, checkov reads this sites/config child (authsettingsV2) as a whole web app; the site comes from the AVM module and tests/infra/test_bicep.py covers it (docs/checkov.md)
+  // checkov:skip=CKV_AZURE_70:false positive, checkov reads this sites/config child (authsettingsV2) as a whole web app; the site comes from the AVM module and tests/infra/test_bicep.py covers it (docs/checkov.md)
+  // checkov:skip=CKV_AZURE_80:false positive, checkov reads this sites/config child (authsettingsV2) as a whole web app; the site comes from the AVM module and tests/infra/test_bicep.py covers it (docs/checkov.md)
+  // checkov:skip=CKV_AZURE_88:false positive, checkov reads this sites/config child (authsettingsV2) as a whole web app; the site comes from the AVM module and tests/infra/test_bicep.py covers it (docs/checkov.md)
+  // checkov:skip=CKV_AZURE_222:false positive, checkov reads this sites/config child (authsettingsV2) as a whole web app; the site comes from the AVM module and tests/infra/test_bicep.py covers it (docs/checkov.md)
   parent: site
   name: 'authsettingsV2'
   properties: {
