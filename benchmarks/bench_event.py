@@ -120,6 +120,18 @@ class _Token:
         return AccessToken(self._token, int(time.time()) + 3000)
 
 
+def person_client(info: dict[str, Any]) -> NetworkManagementClient:
+    """The SDK client of a person editing the network, with the emulator's human token."""
+    return NetworkManagementClient(
+        _Token(info["human_token"]),
+        SUB,
+        base_url=info["endpoint"],
+        credential_scopes=[info["endpoint"] + "/.default"],
+        connection_verify=info["ca_bundle"],
+        polling_interval=0.05,
+    )
+
+
 @contextmanager
 def emulated_network(extra_nsgs: int) -> Iterator[dict[str, Any]]:
     with emulator_child(
@@ -172,14 +184,7 @@ def run(events: int, extra_nsgs: int) -> dict[str, Any]:
         sweep_s = time.perf_counter() - started
         sweep_requests = transport.take()[1]
         handler = user_function(function_app.app, "on_nsg_change")
-        people = NetworkManagementClient(
-            _Token(info["human_token"]),
-            SUB,
-            base_url=info["endpoint"],
-            credential_scopes=[info["endpoint"] + "/.default"],
-            connection_verify=info["ca_bundle"],
-            polling_interval=0.05,
-        )
+        people = person_client(info)
         rule = f"{NSG}/securityRules/AllowAzureStorage"
         results: dict[str, Any] = {
             "events": events,

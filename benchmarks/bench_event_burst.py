@@ -38,11 +38,10 @@ if str(ROOT) not in sys.path:
 
 import requests  # noqa: E402
 from azure.functions.timer import TimerRequest  # noqa: E402
-from azure.mgmt.network import NetworkManagementClient  # noqa: E402
 
 import function_app  # noqa: E402
 from benchmarks._child import emulator_child  # noqa: E402
-from benchmarks.bench_event import NSG, RG, SUB, _Token, human_event  # noqa: E402
+from benchmarks.bench_event import NSG, RG, SUB, human_event, person_client  # noqa: E402
 from devtools.functions_host import user_function  # noqa: E402
 from remediation.azure.arm import ArmOptions  # noqa: E402
 from remediation.settings import Settings  # noqa: E402
@@ -113,14 +112,7 @@ def _burst(info: dict[str, Any], nics: int, seconds: float, nsgs: int) -> dict[s
     function_app.runtime.use(rt)
     handler = user_function(function_app.app, "on_nsg_change")
     drain_timer = user_function(function_app.app, "drain_pending")
-    people = NetworkManagementClient(
-        _Token(info["human_token"]),
-        SUB,
-        base_url=info["endpoint"],
-        credential_scopes=[info["endpoint"] + "/.default"],
-        connection_verify=info["ca_bundle"],
-        polling_interval=0.05,
-    )
+    people = person_client(info)
     subnet_id = f"{info['vnet']}/subnets/{NIC_SUBNET}"
     restored_at: list[float] = []
     errors: list[BaseException] = []

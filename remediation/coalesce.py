@@ -111,10 +111,14 @@ class EventCoalescer:
         started = self._monotonic()
         outcomes: list[EventOutcome] = []
         skipped: set[str] = set()  # keys that failed transiently in this drain: the next one retries
-        while True:
-            if not self.pending.claim(self.owner, self._clock(), self.options.lease_seconds):
-                return outcomes
-            try:
+        # The lease is kept (and renewed) while this drain waits for NIC rows to come due: one
+        # invocation waits and takes what arrives meanwhile within a poll, and every other
+        # invocation's drain returns at once instead of holding a host slot polling beside it
+        # (with the slots full of waiters, a drift's NSG event queued behind them for the window).
+        if not self.pending.claim(self.owner, self._clock(), self.options.lease_seconds):
+            return outcomes
+        try:
+            while True:
                 rows = [r for r in self.pending.pending() if r.key.lower() not in skipped]
                 due = self._due(rows)
                 for group in _groups(due):
@@ -124,11 +128,13 @@ class EventCoalescer:
                     else:
                         outcomes.append(outcome)
                 left = [r for r in rows if r not in due]
-            finally:
-                self.pending.release(self.owner)
-            if not left or self._monotonic() - started + self.options.poll > self.options.max_seconds:
-                return outcomes
-            self._sleep(self.options.poll)
+                if not left or self._monotonic() - started + self.options.poll > self.options.max_seconds:
+                    return outcomes
+                self._sleep(self.options.poll)
+                if not self.pending.claim(self.owner, self._clock(), self.options.lease_seconds):
+                    return outcomes  # the lease ran out and another drain holds it now
+        finally:
+            self.pending.release(self.owner)
 
     def settled_by_sweep(self, started: datetime) -> int:
         """A sweep that started at ``started`` read everything after the rows older than that: drop them."""

@@ -228,6 +228,37 @@ def test_while_another_instance_drains_a_submitter_returns_at_once() -> None:
     assert len(store.pending()) == 1  # the holder's next round takes it
 
 
+def test_one_drain_waits_for_nic_company_and_takes_an_nsg_event_that_arrives_meanwhile() -> None:
+    # A scale-up: the first NIC event's drain waits for the NIC window. Every later invocation
+    # (here: the NSG event of a drift, 2 s in) must return at once rather than poll beside it
+    # (polling invocations fill the host's slots, and the drift's event queues behind them), and
+    # the waiting drain handles the NSG event within one poll, long before the NICs are due.
+    s = StandIn()
+    store = InMemoryPendingEvents()
+    waiter = coalescer(s, store)
+    late = coalescer(s, store)
+    seen: list[tuple[datetime, list[EventOutcome]]] = []
+    polls = [0]
+    sleep_of_waiter = waiter._sleep
+
+    def sleep(seconds: float) -> None:
+        sleep_of_waiter(seconds)
+        polls[0] += 1
+        if polls[0] == 4:  # 2 s into the wait, the drift's event arrives in another invocation
+            late.submit(rule_event("cc"))
+            seen.append((s.now[0], late.drain()))
+
+    waiter._sleep = sleep
+    waiter.submit(nic_event("node-0"))
+    done = waiter.drain()
+    assert seen == [(T0 + timedelta(seconds=2), [])]  # the late invocation returned at once
+    nsg_at = [affected for _, affected in s.calls].index((f"{NET}/networkSecurityGroups/cc",))
+    assert nsg_at == 0  # handled first, by the waiting drain, at its next poll
+    assert [o.status for o in done] == ["handled", "handled"]
+    assert s.now[0] == T0 + timedelta(seconds=10)  # the NIC still waited its window
+    assert store.pending() == []
+
+
 def test_a_transient_failure_keeps_the_rows_for_the_next_drain() -> None:
     s = StandIn(fail=[TransientError("ARM answered 503")])
     store = InMemoryPendingEvents()
