@@ -230,21 +230,31 @@ def test_sweep_and_event_on_one_nsg_at_once(emulator: Any, round_: int) -> None:
         world.rt.close()
 
 
-@pytest.mark.parametrize("edit", ["add a rule", "delete a baseline rule", "change a rule"])
-def test_human_edit_between_read_and_write(emulator: Any, edit: str) -> None:
-    """A person's write lands while the remediator's PUT is in flight (held by a delay fault):
-    If-Match makes ARM refuse the stale write (412), the remediator re-reads and re-plans, and the
-    person's edit survives."""
+def _world_with_held_put(emulator: Any) -> tuple[Any, Any]:
+    """The remediator's world, with its NSG PUT held 0.5 s (a delay fault) so a person can write first."""
     options = ArmOptions(**{**{f: getattr(FAST, f) for f in FAST.__dataclass_fields__}, "read_timeout": 10.0})
     world = make_world(emulator, options=options)
     hold = emulator.faults.add(
         kind="delay", method="PUT", path=r"/networkSecurityGroups/nsg-cyclecloud$", principal="remediator", seconds=0.5
     )
+    return world, hold
+
+
+def _wait_until_held(hold: Any) -> None:
+    deadline = time.monotonic() + 10
+    while hold.hits == 0 and time.monotonic() < deadline:  # the remediator has read; its PUT waits
+        time.sleep(0.005)
+
+
+@pytest.mark.parametrize("edit", ["add a rule", "delete a baseline rule", "change a rule"])
+def test_human_edit_between_read_and_write(emulator: Any, edit: str) -> None:
+    """A person's write lands while the remediator's PUT is in flight (held by a delay fault):
+    If-Match makes ARM refuse the stale write (412), the remediator re-reads and re-plans, and the
+    person's edit survives."""
+    world, hold = _world_with_held_put(emulator)
 
     def person() -> None:
-        deadline = time.monotonic() + 10
-        while hold.hits == 0 and time.monotonic() < deadline:  # the remediator has read; its PUT waits
-            time.sleep(0.005)
+        _wait_until_held(hold)
         people = human_client(emulator)
         try:
             if edit == "add a rule":
@@ -283,16 +293,10 @@ def test_an_nsg_unmanaged_in_the_edit_that_beat_the_write_is_not_written(emulato
     Before the fix the old plan (from the stale read) was written anyway: the SSH allow came back
     (access widened), the person's new rule was deleted, an unmanaged NSG was written, and the
     report said ``errors: []``."""
-    options = ArmOptions(**{**{f: getattr(FAST, f) for f in FAST.__dataclass_fields__}, "read_timeout": 10.0})
-    world = make_world(emulator, options=options)
-    hold = emulator.faults.add(
-        kind="delay", method="PUT", path=r"/networkSecurityGroups/nsg-cyclecloud$", principal="remediator", seconds=0.5
-    )
+    world, hold = _world_with_held_put(emulator)
 
     def person() -> None:
-        deadline = time.monotonic() + 10
-        while hold.hits == 0 and time.monotonic() < deadline:  # the remediator has read; its PUT waits
-            time.sleep(0.005)
+        _wait_until_held(hold)
         people = human_client(emulator)
         try:
             nsg = world.nsg()  # as ARM answers a GET now
